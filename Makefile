@@ -1,0 +1,41 @@
+# Every target builds its own virtual environment from pyproject.toml; only Python and make are needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])")
+
+.PHONY: test lint types pytest demo demo-starlette fake bench clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,demo]"
+	touch $(STAMP)
+
+# The README's test command: lint, types, tests.
+test: lint types pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m uvicorn examples.fastapi_app.app:app --host 127.0.0.1 --port $${PORT:-8000}
+
+demo-starlette: $(STAMP)
+	$(BIN)/python -m uvicorn examples.starlette_app.app:app --host 127.0.0.1 --port $${PORT:-8000}
+
+fake: $(STAMP)
+	$(BIN)/python -m qelos_integrator_fastapi.testing --port $${PORT:-8100}
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from .backend import QelosAuthBackend, QelosUser
+from .client import QelosError, QelosUnauthorized, QelosUnavailable
+from .config import QelosConfig, QelosConfigError
+from .context import QelosRequestContext, TokenPair, TokenRefreshContext
+from .cookies import CookieBuffer, write_token_cookies
+from .credentials import AuthMode
+from .dependencies import get_qelos, require_user
+from .middleware import QelosIntegratorMiddleware
+
+__all__ = [
+    "AuthMode",
+    "CookieBuffer",
+    "QelosAuthBackend",
+    "QelosConfig",
+    "QelosConfigError",
+    "QelosError",
+    "QelosIntegratorMiddleware",
+    "QelosRequestContext",
+    "QelosUnauthorized",
+    "QelosUnavailable",
+    "QelosUser",
+    "TokenPair",
+    "TokenRefreshContext",
+    "get_qelos",
+    "require_user",
+    "write_token_cookies",
+]

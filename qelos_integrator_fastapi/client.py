@@ -1,0 +1,168 @@
+"""The one pooled HTTP client the middleware uses to ask Qelos who is calling.
+
+Errors::
+
+    QelosError                 base; carries a stable ``code``
+    ├── QelosUnauthorized      UNAUTHORIZED: Qelos rejected the credential (401/403)
+    └── QelosUnavailable       QELOS_UNAVAILABLE: no usable answer (network, timeout, 5xx, bad body)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any, Dict, List, Mapping, Optional
+
+import httpx
+
+from .config import QelosConfig
+from .context import TokenPair
+
+logger = logging.getLogger("qelos_integrator_fastapi")
+
+
+class QelosError(Exception):
+    code = "QELOS_ERROR"
+
+
+class QelosUnauthorized(QelosError):
+    code = "UNAUTHORIZED"
+
+
+class QelosUnavailable(QelosError):
+    code = "QELOS_UNAVAILABLE"
+
+
+@dataclass
+class Reply:
+    body: Any
+    set_cookies: List[str] = field(default_factory=list)
+
+
+class QelosClient:
+    """Owns the shared ``httpx.AsyncClient``: opened lazily per event loop, closed by ``aclose``."""
+
+    def __init__(self, config: QelosConfig) -> None:
+        self._config = config
+        self._http: Optional[httpx.AsyncClient] = None
+        self._transport: Optional[httpx.AsyncBaseTransport] = None
+        self._loop: object = None
+        self.clients_opened = 0
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        loop = _current_loop()
+        if self._http is None or self._http.is_closed or self._loop is not loop:
+            # An httpx pool must not be shared across event loops (encode/httpx#2473).
+            self._transport = self._config.transport or httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=self._config.max_connections,
+                    max_keepalive_connections=min(self._config.max_connections, 50),
+                ),
+            )
+            self._http = httpx.AsyncClient(
+                base_url=self._config.app_url,
+                timeout=httpx.Timeout(self._config.timeout),
+                transport=self._transport,
+                headers={"tenant": self._config.tenant},
+                cookies=no_cookie_jar(),
+                follow_redirects=False,
+                trust_env=False,
+            )
+            self._loop = loop
+            self.clients_opened += 1
+        return self._http
+
+    @property
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """The pooled transport under ``http``, shared by every request SDK."""
+        self.http  # noqa: B018 (opens the pool for this event loop)
+        assert self._transport is not None
+        return self._transport
+
+    async def aclose(self) -> None:
+        if self._http is not None and not self._http.is_closed:
+            await self._http.aclose()
+        self._http = None
+        self._transport = None
+
+    async def me(self, headers: Mapping[str, str]) -> Reply:
+        reply = await self._call("GET", "/api/me", headers)
+        if not isinstance(reply.body, dict) or not isinstance(reply.body.get("_id"), str):
+            raise QelosUnavailable("GET /api/me answered 200 without a user object")
+        return reply
+
+    async def workspaces(self, headers: Mapping[str, str]) -> Reply:
+        reply = await self._call("GET", "/api/workspaces", headers)
+        body = reply.body
+        if not isinstance(body, list) or not all(isinstance(w, dict) and isinstance(w.get("_id"), str) for w in body):
+            raise QelosUnavailable("GET /api/workspaces answered 200 without a list of workspaces")
+        return reply
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        reply = await self._call("POST", "/api/token/refresh", {"authorization": f"Bearer {refresh_token}"})
+        payload = reply.body.get("payload") if isinstance(reply.body, dict) else None
+        token = payload.get("token") if isinstance(payload, dict) else None
+        new_refresh = payload.get("refreshToken") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token or not isinstance(new_refresh, str) or not new_refresh:
+            raise QelosUnavailable("POST /api/token/refresh answered 200 without payload.token/refreshToken")
+        return TokenPair(token, new_refresh)
+
+    async def _call(self, method: str, path: str, headers: Mapping[str, str]) -> Reply:
+        try:
+            response = await self.http.request(method, path, headers=dict(headers))
+        except httpx.TimeoutException as exc:
+            raise QelosUnavailable(f"{method} {path} timed out after {self._config.timeout}s") from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}") from exc
+        set_cookies = response.headers.get_list("set-cookie")
+        if response.status_code in (401, 403):
+            raise QelosUnauthorized(f"{method} {path} answered {response.status_code}")
+        if response.status_code != 200:
+            hint = _hint(response)
+            raise QelosUnavailable(f"{method} {path} answered {response.status_code}{hint}")
+        try:
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise QelosUnavailable(f"{method} {path} answered 200 with a body that is not JSON") from exc
+        return Reply(body, set_cookies)
+
+
+def _hint(response: httpx.Response) -> str:
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        return ""
+    if isinstance(message, str) and message.startswith("no website for host"):
+        return " (no website for host: app_url must be the tenant's own domain, not an IP address)"
+    return f" ({message[:200]})" if isinstance(message, str) else ""
+
+
+def no_cookie_jar() -> httpx.Cookies:
+    """A jar that stores nothing: a shared client must never carry one caller's cookie to another."""
+    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+
+
+def _current_loop() -> object:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+
+
+def auth_headers(
+    tokens: TokenPair, session_cookie: Optional[tuple[str, str]], api_token: Optional[str]
+) -> Dict[str, str]:
+    """The one credential Qelos should see for this request, in Qelos's own precedence order."""
+    if api_token:
+        return {"x-api-key": api_token}
+    if tokens.access_token:
+        return {"authorization": f"Bearer {tokens.access_token}"}
+    if session_cookie is not None:
+        return {"cookie": f"{session_cookie[0]}={session_cookie[1]}"}
+    return {}

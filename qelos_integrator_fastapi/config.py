@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit
+
+import httpx
+
+# camelCase keys of a Node-style integrator config, mapped to QelosSDKOptions fields.
+_SDK_OPTION_ALIASES = {
+    "appUrl": "app_url",
+    "apiToken": "api_token",
+    "accessToken": "access_token",
+    "refreshToken": "refresh_token",
+    "getAccessToken": "get_access_token",
+    "extraHeaders": "extra_headers",
+    "forceRefresh": "force_refresh",
+    "onFailedRefreshToken": "on_failed_refresh_token",
+    "extraQueryParams": "extra_query_params",
+}
+_SDK_OPTION_FIELDS = frozenset(_SDK_OPTION_ALIASES.values())
+# Credentials and auth plumbing are ours: the request SDK is bound to the caller's credentials.
+_SDK_OPTIONS_WE_OWN = frozenset(
+    {"app_url", "api_token", "access_token", "refresh_token", "get_access_token", "extra_headers", "force_refresh"}
+)
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+class QelosConfigError(ValueError):
+    """An invalid QelosConfig value; raised at construction."""
+
+    code = "QELOS_CONFIG_INVALID"
+
+
+def mask_secret(value: Optional[str]) -> str:
+    if not value:
+        return repr(value)
+    return f"'{value[:3]}…({len(value)} chars)'" if len(value) > 12 else "'***'"
+
+
+def normalize_sdk_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    normalized: Dict[str, Any] = {}
+    for key, value in options.items():
+        name = _SDK_OPTION_ALIASES.get(key, key)
+        if name not in _SDK_OPTION_FIELDS:
+            known = ", ".join(sorted(_SDK_OPTION_FIELDS | set(_SDK_OPTION_ALIASES)))
+            raise QelosConfigError(f"sdk_options: unknown option {key!r}; known options are {known}")
+        if name in normalized:
+            raise QelosConfigError(f"sdk_options: {key!r} given twice (camelCase and snake_case)")
+        normalized[name] = value
+    return normalized
+
+
+@dataclass(frozen=True)
+class QelosConfig:
+    """Settings of QelosIntegratorMiddleware; every value is validated here, at construction."""
+
+    app_url: str
+    api_token: Optional[str] = None
+    access_token_cookie: str = "q_access_token"
+    refresh_token_cookie: str = "q_refresh_token"
+    require_auth: bool = False
+    skip_paths: Sequence[str] = ()
+    sdk_options: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds for one upstream call to Qelos (connect, read, write and pool wait each).
+    timeout: float = 5.0
+    # The Qelos tenant; names the session cookie qlt_<tenant[:8]>.
+    tenant: str = "0"
+    # Path given to Qelos session cookies relayed to the browser (Qelos itself uses /api).
+    session_cookie_path: str = "/"
+    # Seconds an identity may be served from memory; 0 disables the cache.
+    identity_cache_ttl: float = 0.0
+    identity_cache_size: int = 10_000
+    # Longest credential accepted from a client, in characters; longer ones are never sent upstream.
+    max_credential_length: int = 8192
+    # Connection pool limits of the one httpx client shared by every request.
+    max_connections: int = 100
+    # Route Qelos calls through this httpx transport instead of the network (FakeQelos in tests).
+    transport: Optional[httpx.AsyncBaseTransport] = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "app_url", _validate_app_url(self.app_url))
+        if self.api_token is not None and (not isinstance(self.api_token, str) or not self.api_token.strip()):
+            raise QelosConfigError("api_token must be a non-empty string, or None for browser credentials")
+        for name in ("access_token_cookie", "refresh_token_cookie"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not _COOKIE_NAME.match(value):
+                raise QelosConfigError(f"{name} must be a valid cookie name, got {value!r}")
+        if self.access_token_cookie == self.refresh_token_cookie:
+            raise QelosConfigError("access_token_cookie and refresh_token_cookie must differ")
+        if not isinstance(self.require_auth, bool):
+            raise QelosConfigError(f"require_auth must be True or False, got {self.require_auth!r}")
+        object.__setattr__(self, "skip_paths", _validate_skip_paths(self.skip_paths))
+        if not isinstance(self.sdk_options, Mapping):
+            raise QelosConfigError("sdk_options must be a mapping of QelosSDKOptions fields")
+        sdk_options = normalize_sdk_options(self.sdk_options)
+        owned = sorted(set(sdk_options) & _SDK_OPTIONS_WE_OWN - {"app_url"})
+        if owned:
+            raise QelosConfigError(
+                f"sdk_options: {', '.join(owned)} cannot be set; the request SDK is bound to the caller's "
+                "credentials (use api_token= on QelosConfig for service-to-service calls)"
+            )
+        if "app_url" in sdk_options and _validate_app_url(sdk_options.pop("app_url")) != self.app_url:
+            raise QelosConfigError("sdk_options: appUrl/app_url differs from QelosConfig.app_url")
+        object.__setattr__(self, "sdk_options", sdk_options)
+        for name in ("timeout", "identity_cache_ttl"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+                raise QelosConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.timeout == 0:
+            raise QelosConfigError("timeout must be > 0 seconds; an auth middleware must never wait forever")
+        for name in ("identity_cache_size", "max_credential_length", "max_connections"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise QelosConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.tenant, str) or not self.tenant or not _COOKIE_NAME.match(self.tenant):
+            raise QelosConfigError(f"tenant must be a non-empty token such as '0', got {self.tenant!r}")
+        if not isinstance(self.session_cookie_path, str) or not self.session_cookie_path.startswith("/"):
+            raise QelosConfigError(f"session_cookie_path must start with '/', got {self.session_cookie_path!r}")
+        if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
+            raise QelosConfigError("transport must be an httpx.AsyncBaseTransport")
+
+    def __repr__(self) -> str:
+        return (
+            f"QelosConfig(app_url={self.app_url!r}, api_token={mask_secret(self.api_token)}, "
+            f"require_auth={self.require_auth!r}, skip_paths={list(self.skip_paths)!r}, tenant={self.tenant!r})"
+        )
+
+    @property
+    def is_https(self) -> bool:
+        return self.app_url.startswith("https://")
+
+    @property
+    def session_cookie_names(self) -> Tuple[str, str]:
+        """The Qelos session cookie of this tenant, then the legacy name Qelos still accepts."""
+        return (f"qlt_{self.tenant[:8]}", "token")
+
+    def is_skipped(self, path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.skip_paths)
+
+
+def _validate_app_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise QelosConfigError("app_url is required, for example QelosConfig(app_url='https://qelos.example.com')")
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise QelosConfigError(f"app_url must be an http:// or https:// URL with a host, got {value!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise QelosConfigError(f"app_url must not carry a query, fragment or credentials, got {value!r}")
+    return url
+
+
+def _validate_skip_paths(value: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise QelosConfigError(f"skip_paths must be a list of path prefixes such as ['/health'], got {value!r}")
+    paths = []
+    for prefix in value:
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise QelosConfigError(f"skip_paths entries must start with '/', got {prefix!r}")
+        paths.append(prefix.rstrip("/") if prefix != "/" else "")
+    return tuple(paths)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import anyio
+from starlette.authentication import AuthCredentials, AuthenticationError, UnauthenticatedUser
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .backend import SCOPE_KEY, OnTokenRefresh, QelosAuthBackend, RequestState, ResolveWorkspace
+from .client import QelosUnavailable
+from .config import QelosConfig
+from .sdk import close_request_sdk
+
+logger = logging.getLogger("qelos_integrator_fastapi")
+
+
+class QelosIntegratorMiddleware:
+    """Pure ASGI middleware: Starlette's AuthenticationMiddleware driven by a QelosAuthBackend.
+
+    ``app.add_middleware(QelosIntegratorMiddleware, config=QelosConfig(app_url=...))``, or flat
+    keywords: ``app.add_middleware(QelosIntegratorMiddleware, app_url=...)``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: Optional[QelosConfig] = None,
+        *,
+        resolve_workspace: Optional[ResolveWorkspace] = None,
+        on_token_refresh: Optional[OnTokenRefresh] = None,
+        **options: Any,
+    ) -> None:
+        if config is None:
+            config = QelosConfig(**options)
+        elif options:
+            raise TypeError(f"pass either config= or flat options such as app_url=, not both (got {sorted(options)})")
+        elif not isinstance(config, QelosConfig):
+            raise TypeError(f"config must be a QelosConfig, got {type(config).__name__}")
+        self.app = app
+        self.config = config
+        self.backend = QelosAuthBackend(config, resolve_workspace=resolve_workspace, on_token_refresh=on_token_refresh)
+        self._authenticate = AuthenticationMiddleware(_Gate(app, config), backend=self.backend, on_error=_on_error)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing_on_shutdown(send))
+            return
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.config.is_skipped(scope["path"]):
+            scope.setdefault("state", {})["qelos"] = None
+            scope["auth"] = AuthCredentials()
+            scope["user"] = UnauthenticatedUser()
+            await self.app(scope, receive, send)
+            return
+
+        state = RequestState()
+        scope[SCOPE_KEY] = state
+
+        async def send_with_cookies(message: Message) -> None:
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
+                state.buffer.flush_into(MutableHeaders(scope=message))
+            elif kind == "websocket.accept":
+                message["headers"] = state.buffer.flush_into_list(list(message.get("headers", [])))
+            await send(message)
+
+        try:
+            await self._authenticate(scope, receive, send_with_cookies)
+        finally:
+            ctx = state.context
+            if ctx is not None and ctx.sdk_built:
+                with anyio.CancelScope(shield=True):
+                    await close_request_sdk(ctx.sdk)
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.backend.client.aclose()
+            await send(message)
+
+        return lifespan_send
+
+    async def aclose(self) -> None:
+        """Close the pooled Qelos client (done for you on lifespan shutdown)."""
+        await self.backend.client.aclose()
+
+
+class _Gate:
+    """Between authentication and the app: enforces ``require_auth`` (401, or 503 when Qelos is down)."""
+
+    def __init__(self, app: ASGIApp, config: QelosConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.config.require_auth and not scope["user"].is_authenticated:
+            state = scope.get(SCOPE_KEY)
+            ctx = state.context if isinstance(state, RequestState) else None
+            unavailable = ctx is not None and ctx.error == QelosUnavailable.code
+            await deny(scope, receive, send, unavailable=unavailable)
+            return
+        await self.app(scope, receive, send)
+
+
+async def deny(scope: Scope, receive: Receive, send: Send, *, unavailable: bool = False) -> None:
+    """Answer 401 UNAUTHORIZED (or 503 QELOS_UNAVAILABLE); on a WebSocket, a denial response or close 1008."""
+    response = _denial(unavailable)
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": response_code(unavailable)})
+        return
+    await response(scope, receive, send)
+
+
+def response_code(unavailable: bool) -> str:
+    return QelosUnavailable.code if unavailable else "UNAUTHORIZED"
+
+
+def _denial(unavailable: bool) -> Response:
+    if unavailable:
+        return JSONResponse({"code": QelosUnavailable.code}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"code": "UNAUTHORIZED"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    logger.info("authentication error: %s", exc)
+    return _denial(False)

@@ -1,0 +1,235 @@
+"""The request SDK: a real ``qelos_sdk.QelosSDK`` bound to one request, built in microseconds.
+
+``QelosSDK(...)`` 4.0.x builds 16 ``httpx.AsyncClient`` objects (each with its own TLS context,
+hundreds of milliseconds in all) and closes one of them. We build one prototype per process and
+give every request a shallow clone whose modules all share one light client over the
+middleware's connection pool. Should a qelos-sdk release change its shape so that the clone is not
+fully rewired, we fall back to plain construction (correct, slower) and warn once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+import httpx
+from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
+
+from .client import auth_headers, no_cookie_jar
+from .config import QelosConfig
+from .context import QelosRequestContext
+
+logger = logging.getLogger("qelos_integrator_fastapi")
+
+# Endpoints that must not carry the caller's credentials (they carry their own, or none).
+_NO_AUTH_PATHS = frozenset(
+    {"/api/token/refresh", "/api/cookie/refresh", "/api/signin", "/api/signup", "/api/auth/callback"}
+)
+
+RefreshAfter401 = Callable[[str], Awaitable[Optional[str]]]
+RelaySetCookies = Callable[[List[str]], None]
+
+
+class _RequestTransport(httpx.AsyncBaseTransport):
+    """Sends over the middleware's pool; retries once after a refresh when Qelos answers 401."""
+
+    def __init__(
+        self,
+        pool: Callable[[], httpx.AsyncBaseTransport],
+        timeout: httpx.Timeout,
+        refresh_after_401: Optional[RefreshAfter401],
+        relay_set_cookies: Optional[RelaySetCookies],
+    ) -> None:
+        self._pool = pool
+        self._timeout = timeout.as_dict()
+        self._refresh_after_401 = refresh_after_401
+        self._relay = relay_set_cookies
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        # qelos-sdk passes timeout=None, which httpx reads as "wait forever".
+        if all(value is None for value in request.extensions.get("timeout", {}).values()):
+            request.extensions["timeout"] = self._timeout
+        response = await self._pool().handle_async_request(request)
+        sent = request.headers.get("authorization", "")
+        if (
+            response.status_code == 401
+            and self._refresh_after_401 is not None
+            and sent.startswith("Bearer ")
+            and request.url.path not in _NO_AUTH_PATHS
+        ):
+            new_token = await self._refresh_after_401(sent[len("Bearer ") :])
+            if new_token is not None:
+                await response.aclose()
+                request.headers["authorization"] = f"Bearer {new_token}"
+                response = await self._pool().handle_async_request(request)
+        if self._relay is not None:
+            cookies = httpx.Headers(response.headers).get_list("set-cookie")
+            if cookies:
+                self._relay(cookies)
+        return response
+
+    async def aclose(self) -> None:
+        """The pool belongs to the middleware; closing the request SDK must not close it."""
+
+
+class RequestSdkFactory:
+    def __init__(self, config: QelosConfig, pool: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self._config = config
+        self._pool = pool
+        self._fallback = False
+
+    def build(
+        self,
+        ctx: QelosRequestContext,
+        session_cookie: Callable[[], Optional[tuple[str, str]]],
+        refresh_after_401: Optional[RefreshAfter401] = None,
+        relay_set_cookies: Optional[RelaySetCookies] = None,
+    ) -> QelosSDK:
+        http = httpx.AsyncClient(
+            transport=_RequestTransport(
+                self._pool, httpx.Timeout(self._config.timeout), refresh_after_401, relay_set_cookies
+            ),
+            cookies=no_cookie_jar(),
+            timeout=self._config.timeout,
+            trust_env=False,
+        )
+        api_token = self._config.api_token
+        custom: Dict[str, str] = {}
+
+        async def extra_headers(relative_url: str, force_refresh: bool = False) -> Dict[str, str]:
+            if relative_url.split("?", 1)[0] in _NO_AUTH_PATHS:
+                return {**custom}
+            return {**auth_headers(ctx.tokens, session_cookie(), api_token), **custom}
+
+        options = QelosSDKOptions(
+            app_url=self._config.app_url,
+            api_token=api_token,
+            get_access_token=lambda: ctx.tokens.access_token,
+            extra_headers=extra_headers,
+            force_refresh=False,
+            **self._config.sdk_options,
+        )
+        sdk = None if self._fallback else self._clone(options, http, ctx)
+        if sdk is None:
+            sdk = QelosSDK(options)
+            _rewire_clients(sdk, http)
+        sdk._custom_headers = custom
+        return sdk
+
+    def _clone(self, options: QelosSDKOptions, http: httpx.AsyncClient, ctx: QelosRequestContext) -> Optional[QelosSDK]:
+        prototype, entity_prototype = _prototypes()
+        memo: Dict[int, Any] = {}
+        proto_options = prototype._ql_options
+
+        def clone(obj: Any) -> Any:
+            if id(obj) in memo:
+                return memo[id(obj)]
+            new = copy.copy(obj)
+            memo[id(obj)] = new
+            for name, value in vars(new).items():
+                if isinstance(value, BaseSDK):
+                    setattr(new, name, clone(value))
+                elif value is proto_options:
+                    setattr(new, name, options)
+                elif isinstance(value, httpx.AsyncClient):
+                    setattr(new, name, http)
+                elif isinstance(value, (dict, list, set)):
+                    setattr(new, name, type(value)())
+            return new
+
+        sdk: QelosSDK = clone(prototype)
+        sdk._app_url = self._config.app_url
+        auth = sdk.authentication
+        auth._access_token = ctx.tokens.access_token
+        auth._refresh_token = ctx.tokens.refresh_token
+        auth._api_token = self._config.api_token
+        blueprints = sdk.blueprints
+
+        def entities_of(blueprint_key: str) -> Any:
+            cache = blueprints._entities
+            if blueprint_key not in cache:
+                memo.pop(id(entity_prototype), None)
+                entities = clone(entity_prototype)
+                entities._blueprint_key = blueprint_key
+                cache[blueprint_key] = entities
+            return cache[blueprint_key]
+
+        # Entity managers are built per blueprint key on demand; ours are clones, not new clients.
+        blueprints.entities_of = entities_of  # type: ignore[method-assign]
+        for module in _modules(sdk):
+            module._app_url = self._config.app_url
+        if not _is_rewired(sdk, http, options, memo):
+            self._fallback = True
+            logger.warning(
+                "qelos-sdk %s has a shape this integrator does not know; building the request SDK the slow "
+                "way (about 0.5 s of CPU on first touch per request). Pin qelos-sdk<4.1 or upgrade this package.",
+                _sdk_version(),
+            )
+            return None
+        return sdk
+
+
+_prototype_lock = threading.Lock()
+_prototype: Optional[Tuple[QelosSDK, BaseSDK]] = None
+
+
+def _prototypes() -> Tuple[QelosSDK, BaseSDK]:
+    global _prototype
+    with _prototype_lock:
+        if _prototype is None:
+            sdk = QelosSDK(QelosSDKOptions(app_url="http://qelos.prototype.invalid"))
+            _prototype = (sdk, sdk.entities("__prototype__"))
+        return _prototype
+
+
+async def close_request_sdk(sdk: QelosSDK) -> None:
+    """Close every client the request SDK holds (only the request's light client, unless we fell back)."""
+    closed = set()
+    for module in _modules(sdk):
+        client = module._client
+        if id(client) not in closed:
+            closed.add(id(client))
+            await client.aclose()
+
+
+def _modules(sdk: QelosSDK) -> List[BaseSDK]:
+    found: Dict[int, BaseSDK] = {}
+    stack: List[Any] = [sdk]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in found:
+            continue
+        found[id(obj)] = obj
+        for value in vars(obj).values():
+            if isinstance(value, BaseSDK):
+                stack.append(value)
+            elif isinstance(value, dict):
+                stack.extend(v for v in value.values() if isinstance(v, BaseSDK))
+    return list(found.values())
+
+
+def _is_rewired(sdk: QelosSDK, http: httpx.AsyncClient, options: QelosSDKOptions, memo: Dict[int, Any]) -> bool:
+    clones = {id(v) for v in memo.values()}
+    for module in _modules(sdk):
+        if id(module) not in clones or module._client is not http or module._ql_options is not options:
+            return False
+        for value in vars(module).values():
+            if isinstance(value, httpx.AsyncClient) and value is not http:
+                return False
+    return True
+
+
+def _rewire_clients(sdk: QelosSDK, http: httpx.AsyncClient) -> None:
+    for module in _modules(sdk):
+        module._client = http
+
+
+def _sdk_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("qelos-sdk")
+    except Exception:
+        return "(unknown version)"
