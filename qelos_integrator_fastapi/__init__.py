@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from .backend import QelosAuthBackend, QelosUser
-from .client import QelosError, QelosUnauthorized, QelosUnavailable
 from .config import QelosConfig, QelosConfigError
 from .context import QelosRequestContext, TokenPair, TokenRefreshContext
 from .cookies import CookieBuffer, write_token_cookies
 from .credentials import AuthMode
 from .dependencies import get_qelos, require_user
+from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
 from .middleware import QelosIntegratorMiddleware
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "QelosUser",
     "TokenPair",
     "TokenRefreshContext",
+    "WorkspaceSwitchError",
     "get_qelos",
     "require_user",
     "write_token_cookies",

@@ -8,11 +8,12 @@ import anyio
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection
 
-from .client import QelosClient, QelosError, QelosUnauthorized, QelosUnavailable, Reply, auth_headers
+from .client import QelosClient, Reply, auth_headers
 from .config import QelosConfig
 from .context import QelosRequestContext, TokenPair, TokenRefreshContext
-from .cookies import CookieBuffer, write_token_cookies
-from .credentials import AuthMode, Credentials, read_credentials
+from .cookies import CookieBuffer, parse_set_cookie, relay_to_app, write_token_cookies
+from .credentials import AuthMode, read_credentials
+from .errors import QelosError, QelosUnauthorized, QelosUnavailable
 from .refresh import Refresher
 from .sdk import RequestSdkFactory
 
@@ -89,6 +90,29 @@ class RequestState:
     def __init__(self, buffer: Optional[CookieBuffer] = None) -> None:
         self.buffer = buffer if buffer is not None else CookieBuffer()
         self.context: Optional[QelosRequestContext] = None
+        # The Qelos session cookie to send upstream; follows rotations Qelos makes during the request.
+        self.session_cookie: Optional[Tuple[str, str]] = None
+        self.secure = False
+
+    def relay(self, config: QelosConfig, set_cookies: List[str]) -> None:
+        """Carry Qelos session-cookie changes to the browser, rewritten for the app (see cookies.py)."""
+        for header in set_cookies:
+            cookie = parse_set_cookie(header)
+            if cookie is None or cookie.name not in config.session_cookie_names:
+                continue
+            if cookie.is_deletion:
+                self.session_cookie = None
+            elif self.session_cookie == (cookie.name, cookie.value):
+                continue
+            else:
+                self.session_cookie = (cookie.name, cookie.value)
+            relay_to_app(
+                self.buffer,
+                cookie,
+                path=config.session_cookie_path,
+                secure=self.secure,
+                domain=config.session_cookie_domain,
+            )
 
 
 class QelosAuthBackend(AuthenticationBackend):
@@ -127,14 +151,16 @@ class QelosAuthBackend(AuthenticationBackend):
         ctx = QelosRequestContext(
             tokens=TokenPair(credentials.access_token, credentials.refresh_token),
             mode=credentials.mode,
-            sdk_factory=lambda c: self._build_sdk(conn, state, credentials, c),
+            sdk_factory=lambda c: self._build_sdk(conn, state, c),
         )
         state.context = ctx
+        state.session_cookie = credentials.session_cookie
+        state.secure = conn.url.scheme in ("https", "wss")
         conn.scope.setdefault("state", {})["qelos"] = ctx
         if credentials.mode is AuthMode.ANONYMOUS:
             return ctx
         try:
-            me, workspaces = await self._identify(conn, state, credentials, ctx)
+            me, workspaces = await self._identify(conn, state, ctx)
         except QelosUnauthorized:
             logger.debug("Qelos rejected the %s credential; the request is anonymous", credentials.mode.value)
             return ctx
@@ -148,24 +174,22 @@ class QelosAuthBackend(AuthenticationBackend):
         return ctx
 
     async def _identify(
-        self, conn: HTTPConnection, state: RequestState, credentials: Credentials, ctx: QelosRequestContext
+        self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext
     ) -> Tuple[Dict[str, Any], List[Workspace]]:
-        can_refresh = credentials.mode is AuthMode.TOKEN and ctx.tokens.refresh_token is not None
-        if credentials.mode is AuthMode.TOKEN and not ctx.tokens.access_token:
+        can_refresh = ctx.mode is AuthMode.TOKEN and ctx.tokens.refresh_token is not None
+        if ctx.mode is AuthMode.TOKEN and not ctx.tokens.access_token:
             await self._refresh(conn, state, ctx)
-            return await self._fetch(credentials, ctx)
+            return await self._fetch(state, ctx)
         try:
-            return await self._fetch(credentials, ctx)
+            return await self._fetch(state, ctx)
         except QelosUnauthorized:
             if not can_refresh:
                 raise
         await self._refresh(conn, state, ctx)
-        return await self._fetch(credentials, ctx)
+        return await self._fetch(state, ctx)
 
-    async def _fetch(
-        self, credentials: Credentials, ctx: QelosRequestContext
-    ) -> Tuple[Dict[str, Any], List[Workspace]]:
-        headers = auth_headers(ctx.tokens, credentials.session_cookie, self.config.api_token)
+    async def _fetch(self, state: RequestState, ctx: QelosRequestContext) -> Tuple[Dict[str, Any], List[Workspace]]:
+        headers = auth_headers(ctx.tokens, state.session_cookie, self.config.api_token)
         replies: Dict[str, Union[Reply, QelosError]] = {}
 
         async def call(name: str, fetch: Callable[[Dict[str, str]], Awaitable[Reply]]) -> None:
@@ -177,6 +201,9 @@ class QelosAuthBackend(AuthenticationBackend):
         async with anyio.create_task_group() as tg:
             tg.start_soon(call, "me", self.client.me)
             tg.start_soon(call, "workspaces", self.client.workspaces)
+        for reply in replies.values():
+            if isinstance(reply, Reply):
+                state.relay(self.config, reply.set_cookies)
         me = replies["me"]
         if isinstance(me, QelosError):
             raise me
@@ -215,13 +242,16 @@ class QelosAuthBackend(AuthenticationBackend):
             return None
         return ctx.tokens.access_token
 
-    def _build_sdk(
-        self, conn: HTTPConnection, state: RequestState, credentials: Credentials, ctx: QelosRequestContext
-    ) -> Any:
+    def _build_sdk(self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext) -> Any:
         async def refresh_after_401(sent: str) -> Optional[str]:
             return await self._refresh_after_401(conn, state, ctx, sent)
 
-        return self._sdk_factory.build(ctx, lambda: credentials.session_cookie, refresh_after_401)
+        return self._sdk_factory.build(
+            ctx,
+            lambda: state.session_cookie,
+            refresh_after_401,
+            lambda set_cookies: state.relay(self.config, set_cookies),
+        )
 
     async def _choose_workspace(
         self, conn: HTTPConnection, user: Dict[str, Any], workspaces: List[Workspace]

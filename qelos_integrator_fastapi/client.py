@@ -1,11 +1,4 @@
-"""The one pooled HTTP client the middleware uses to ask Qelos who is calling.
-
-Errors::
-
-    QelosError                 base; carries a stable ``code``
-    ├── QelosUnauthorized      UNAUTHORIZED: Qelos rejected the credential (401/403)
-    └── QelosUnavailable       QELOS_UNAVAILABLE: no usable answer (network, timeout, 5xx, bad body)
-"""
+"""The one pooled HTTP client the middleware uses to ask Qelos who is calling."""
 
 from __future__ import annotations
 
@@ -20,20 +13,9 @@ import httpx
 
 from .config import QelosConfig
 from .context import TokenPair
+from .errors import QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
-
-
-class QelosError(Exception):
-    code = "QELOS_ERROR"
-
-
-class QelosUnauthorized(QelosError):
-    code = "UNAUTHORIZED"
-
-
-class QelosUnavailable(QelosError):
-    code = "QELOS_UNAVAILABLE"
 
 
 @dataclass

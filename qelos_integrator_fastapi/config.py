@@ -24,6 +24,7 @@ _SDK_OPTION_FIELDS = frozenset(_SDK_OPTION_ALIASES.values())
 _SDK_OPTIONS_WE_OWN = frozenset(
     {"app_url", "api_token", "access_token", "refresh_token", "get_access_token", "extra_headers", "force_refresh"}
 )
+_COOKIE_DOMAIN = re.compile(r"^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
@@ -69,6 +70,8 @@ class QelosConfig:
     tenant: str = "0"
     # Path given to Qelos session cookies relayed to the browser (Qelos itself uses /api).
     session_cookie_path: str = "/"
+    # Domain attribute of relayed session cookies; None makes them host-only cookies of the app.
+    session_cookie_domain: Optional[str] = None
     # Seconds an identity may be served from memory; 0 disables the cache.
     identity_cache_ttl: float = 0.0
     identity_cache_size: int = 10_000
@@ -118,6 +121,10 @@ class QelosConfig:
             raise QelosConfigError(f"tenant must be a non-empty token such as '0', got {self.tenant!r}")
         if not isinstance(self.session_cookie_path, str) or not self.session_cookie_path.startswith("/"):
             raise QelosConfigError(f"session_cookie_path must start with '/', got {self.session_cookie_path!r}")
+        if self.session_cookie_domain is not None and (
+            not isinstance(self.session_cookie_domain, str) or not _COOKIE_DOMAIN.match(self.session_cookie_domain)
+        ):
+            raise QelosConfigError(f"session_cookie_domain must be a host name, got {self.session_cookie_domain!r}")
         if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
             raise QelosConfigError("transport must be an httpx.AsyncBaseTransport")
 

@@ -7,6 +7,7 @@ from starlette.requests import HTTPConnection
 
 from .config import QelosConfig, mask_secret
 from .credentials import AuthMode
+from .errors import WorkspaceSwitchError
 
 if TYPE_CHECKING:
     from qelos_sdk import QelosSDK
@@ -78,6 +79,25 @@ class QelosRequestContext:
     @property
     def is_authenticated(self) -> bool:
         return self.user is not None
+
+    async def activate_workspace(self, workspace_id: str) -> Dict[str, Any]:
+        """Make ``workspace_id`` the caller's active workspace in Qelos, for this and later requests.
+
+        Session-cookie callers only: Qelos signs a new session cookie carrying the workspace, which
+        reaches the browser with this response. Bearer and ``q_*`` token callers get
+        WorkspaceSwitchError, because Qelos cannot change the workspace of an oauth token (sign in
+        again with ``{"workspace": id}``).
+        """
+        if self.mode is not AuthMode.SESSION:
+            raise WorkspaceSwitchError(
+                f"Qelos activates workspaces for session-cookie callers only; this request used {self.mode.value} "
+                "credentials. Sign in again with {'workspace': <id>} to get tokens for another workspace."
+            )
+        activated: Dict[str, Any] = await self.sdk.workspaces.activate(workspace_id)
+        self.workspace = next((w for w in self.workspaces if w.get("_id") == workspace_id), activated)
+        if self.user is not None:
+            self.user = {**self.user, "workspace": {"_id": workspace_id, "name": activated.get("name")}}
+        return activated
 
     def __repr__(self) -> str:
         user_id = self.user.get("_id") if self.user else None

@@ -3,7 +3,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
 from datetime import datetime
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
@@ -107,31 +106,31 @@ def _cookie_name(set_cookie: str) -> str:
     return set_cookie.split("=", 1)[0].strip()
 
 
-def token_max_age(token: Optional[str], now: Optional[float] = None) -> Optional[int]:
-    """Seconds until a JWT's ``exp`` claim, read without verification (only to size a cookie)."""
+def token_max_age(token: Optional[str]) -> Optional[int]:
+    """A fresh JWT's lifetime (``exp - iat``), read without verification, only to size its cookie."""
     if not token or token.count(".") != 2:
         return None
     try:
         segment = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-        exp = claims.get("exp") if isinstance(claims, dict) else None
     except (ValueError, UnicodeDecodeError):
         return None
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+    if not isinstance(claims, dict):
         return None
-    return max(0, int(exp - (time.time() if now is None else now)))
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or isinstance(exp, bool):
+        return None
+    lifetime = int(exp - iat)
+    return lifetime if lifetime > 0 else None
 
 
 async def write_token_cookies(ctx: TokenRefreshContext) -> None:
     """The default on_token_refresh hook: store the rotated pair in the q_* cookies.
 
-    HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age follows each
-    token's ``exp`` claim when it has one, otherwise the cookie lasts for the browser session.
+    HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age is each token's
+    lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
     """
-    _write_pair(ctx.response, ctx)
-
-
-def _write_pair(buffer: CookieBuffer, ctx: TokenRefreshContext) -> None:
+    buffer = ctx.response
     tokens: TokenPair = ctx.new_tokens
     secure = ctx.config.is_https
     if tokens.access_token:
@@ -152,3 +151,70 @@ def _write_pair(buffer: CookieBuffer, ctx: TokenRefreshContext) -> None:
             samesite="lax",
             secure=secure,
         )
+
+
+class RelayedCookie:
+    """A Qelos Set-Cookie, parsed for relaying to the app's browser."""
+
+    def __init__(self, name: str, value: str, attributes: List[Tuple[str, Optional[str]]]) -> None:
+        self.name = name
+        self.value = value
+        self.attributes = attributes
+
+    @property
+    def is_deletion(self) -> bool:
+        for key, val in self.attributes:
+            if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
+                return int(val) <= 0
+        return self.value == ""
+
+    def __repr__(self) -> str:
+        return f"RelayedCookie(name={self.name!r}, deletion={self.is_deletion})"
+
+
+def parse_set_cookie(header: str) -> Optional[RelayedCookie]:
+    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed."""
+    first, *rest = header.split(";")
+    name, sep, value = first.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c in name for c in ' \t,"\\') or not value.isprintable():
+        return None
+    attributes: List[Tuple[str, Optional[str]]] = []
+    for part in rest:
+        key, has_value, val = part.partition("=")
+        key = key.strip().lower()
+        if key:
+            attributes.append((key, val.strip() if has_value else None))
+    return RelayedCookie(name, value, attributes)
+
+
+def relay_to_app(
+    buffer: CookieBuffer, cookie: RelayedCookie, *, path: str, secure: bool, domain: Optional[str] = None
+) -> None:
+    """Write a Qelos session cookie into the buffer, rewritten for the app's own host.
+
+    Qelos scopes it to its own host and ``Path=/api`` with ``SameSite=None; Secure``. Relayed, it
+    becomes a first-party cookie of the app: host-only (no ``Domain``, unless one is configured),
+    the configured path, ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` exactly when the request
+    reached the app over https (so plain-http development works). Lifetime attributes are kept.
+    """
+    max_age: Optional[int] = None
+    expires: Optional[str] = None
+    for key, val in cookie.attributes:
+        if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
+            max_age = int(val)
+        elif key == "expires" and val:
+            expires = val
+    if cookie.is_deletion:
+        max_age, expires = 0, None
+    buffer.set_cookie(
+        cookie.name,
+        "" if cookie.is_deletion else cookie.value,
+        max_age=max_age,
+        expires=expires,
+        path=path,
+        domain=domain,
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )

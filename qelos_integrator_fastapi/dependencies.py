@@ -5,8 +5,8 @@ from typing import Optional
 from fastapi import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection
 
-from .client import QelosUnavailable
 from .context import QelosRequestContext
+from .errors import QelosUnavailable
 
 
 def get_qelos(request: HTTPConnection) -> Optional[QelosRequestContext]:

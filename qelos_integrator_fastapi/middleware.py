@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend import SCOPE_KEY, OnTokenRefresh, QelosAuthBackend, RequestState, ResolveWorkspace
-from .client import QelosUnavailable
 from .config import QelosConfig
+from .errors import QelosUnavailable
 from .sdk import close_request_sdk
 
 logger = logging.getLogger("qelos_integrator_fastapi")

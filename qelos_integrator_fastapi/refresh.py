@@ -7,8 +7,8 @@ from typing import Awaitable, Callable, Dict, Optional, Tuple
 
 import anyio
 
-from .client import QelosError, QelosUnavailable
 from .context import TokenPair
+from .errors import QelosError, QelosUnavailable
 
 
 def fingerprint(secret: str) -> str:

@@ -211,13 +211,27 @@ def _modules(sdk: QelosSDK) -> List[BaseSDK]:
 
 
 def _is_rewired(sdk: QelosSDK, http: httpx.AsyncClient, options: QelosSDKOptions, memo: Dict[int, Any]) -> bool:
+    """True when nothing reachable from the clone still belongs to the prototype or its clients."""
     clones = {id(v) for v in memo.values()}
-    for module in _modules(sdk):
-        if id(module) not in clones or module._client is not http or module._ql_options is not options:
+    seen: Dict[int, Any] = {}
+    stack: List[Any] = [sdk]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen[id(obj)] = obj
+        if isinstance(obj, BaseSDK) and (id(obj) not in clones or obj._client is not http):
             return False
-        for value in vars(module).values():
-            if isinstance(value, httpx.AsyncClient) and value is not http:
-                return False
+        if isinstance(obj, BaseSDK) and obj._ql_options is not options:
+            return False
+        for value in vars(obj).values():
+            if isinstance(value, httpx.AsyncClient):
+                if value is not http:
+                    return False
+            elif isinstance(value, dict):
+                stack.extend(v for v in value.values() if hasattr(v, "__dict__") and not callable(v))
+            elif hasattr(value, "__dict__") and not callable(value) and not isinstance(value, QelosSDKOptions):
+                stack.append(value)
     return True
 
 

@@ -1,0 +1,167 @@
+"""Plain Starlette: request.user, request.auth.scopes and @requires, on HTTP and WebSocket routes."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosUser
+
+from .helpers import World, config_for, make_world
+
+
+def build_app(world: World, **options: Any) -> Starlette:
+    async def homepage(request: Request) -> JSONResponse:
+        user = request.user
+        return JSONResponse(
+            {
+                "authenticated": user.is_authenticated,
+                "display_name": user.display_name,
+                "scopes": sorted(request.auth.scopes),
+            }
+        )
+
+    @requires("authenticated")
+    async def dashboard(request: Request) -> JSONResponse:
+        user: QelosUser = request.user
+        return JSONResponse(
+            {
+                "id": user.id,
+                "identity": user.identity,
+                "username": user.username,
+                "email": user.email,
+                "full_name": user.full_name,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "roles": list(user.roles),
+                "workspace": user.workspace["_id"] if user.workspace else None,
+                "raw_id": user.raw["_id"],
+            }
+        )
+
+    @requires("role:admin")
+    async def admin(request: Request) -> JSONResponse:
+        return JSONResponse({"admin": request.user.username})
+
+    @requires("authenticated")
+    async def ws_feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.user.username, "scopes": sorted(websocket.auth.scopes)})
+        await websocket.close()
+
+    @requires("role:admin")
+    async def ws_admin(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"admin": websocket.user.username})
+        await websocket.close()
+
+    return Starlette(
+        routes=[
+            Route("/", homepage),
+            Route("/dashboard", dashboard),
+            Route("/admin", admin),
+            WebSocketRoute("/ws", ws_feed),
+            WebSocketRoute("/ws/admin", ws_admin),
+        ],
+        middleware=[Middleware(QelosIntegratorMiddleware, config=config_for(world.fake, **options))],
+    )
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world()
+
+
+@pytest.fixture
+def http(world: World, backend: str) -> Iterator[TestClient]:
+    with TestClient(build_app(world), backend=backend) as test_client:
+        yield test_client
+
+
+def bearer(world: World, user: Any, workspace: Any = None) -> Dict[str, str]:
+    return {"Authorization": f"Bearer {world.fake.issue_tokens(user, workspace=workspace).access_token}"}
+
+
+def test_anonymous_user_and_no_scopes(http: TestClient) -> None:
+    assert http.get("/").json() == {"authenticated": False, "display_name": "", "scopes": []}
+
+
+def test_scopes_from_roles_and_active_workspace(world: World, http: TestClient) -> None:
+    body = http.get("/", headers=bearer(world, world.alice, world.acme)).json()
+    assert body["authenticated"] is True
+    assert body["display_name"] == "Alice Liddell"
+    assert body["scopes"] == sorted(
+        ["authenticated", "role:user", "role:admin", "workspace", "workspace:admin", "workspace:user"]
+    )
+
+
+def test_requires_authenticated_on_http(world: World, http: TestClient) -> None:
+    assert http.get("/dashboard").status_code == 403
+    body = http.get("/dashboard", headers=bearer(world, world.bob, world.acme)).json()
+    assert body == {
+        "id": world.bob.id,
+        "identity": world.bob.id,
+        "username": "bob",
+        "email": "bob@example.com",
+        "full_name": "Bob Builder",
+        "first_name": "Bob",
+        "last_name": "Builder",
+        "roles": ["user"],
+        "workspace": world.acme.id,
+        "raw_id": world.bob.id,
+    }
+
+
+def test_requires_role_on_http(world: World, http: TestClient) -> None:
+    assert http.get("/admin", headers=bearer(world, world.bob)).status_code == 403
+    assert http.get("/admin", headers=bearer(world, world.alice)).json() == {"admin": "alice"}
+
+
+def test_requires_authenticated_on_websocket(world: World, http: TestClient) -> None:
+    with http.websocket_connect("/ws", headers=bearer(world, world.bob, world.acme)) as ws:
+        assert ws.receive_json() == {
+            "user": "bob",
+            "scopes": ["authenticated", "role:user", "workspace", "workspace:user"],
+        }
+    with pytest.raises(WebSocketDisconnect), http.websocket_connect("/ws") as ws:
+        ws.receive_json()
+
+
+def test_websocket_credentials_from_cookies(world: World, http: TestClient) -> None:
+    pair = world.fake.issue_tokens(world.alice)
+    http.cookies.set("q_access_token", pair.access_token)
+    with http.websocket_connect("/ws/admin") as ws:
+        assert ws.receive_json() == {"admin": "alice"}
+
+
+def test_requires_role_on_websocket(world: World, http: TestClient) -> None:
+    with (
+        pytest.raises(WebSocketDisconnect),
+        http.websocket_connect("/ws/admin", headers=bearer(world, world.bob)) as ws,
+    ):
+        ws.receive_json()
+
+
+def test_require_auth_on_websocket_is_an_http_401_denial(world: World, backend: str) -> None:
+    with TestClient(build_app(world, require_auth=True), backend=backend) as http:
+        from starlette.testclient import WebSocketDenialResponse
+
+        with pytest.raises(WebSocketDenialResponse) as denied, http.websocket_connect("/ws"):
+            pass
+    assert denied.value.status_code == 401
+    assert denied.value.json() == {"code": "UNAUTHORIZED"}

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import List, Tuple
+
+from qelos_integrator_fastapi import AuthMode, QelosConfig
+from qelos_integrator_fastapi.credentials import read_credentials
+
+CONFIG = QelosConfig(app_url="https://qelos.example.com")
+
+
+def scope(*headers: Tuple[str, str]) -> dict[str, object]:
+    raw: List[Tuple[bytes, bytes]] = [(k.lower().encode(), v.encode("latin-1")) for k, v in headers]
+    return {"type": "http", "headers": raw}
+
+
+def test_nothing_is_anonymous() -> None:
+    creds = read_credentials(scope(), CONFIG)
+    assert creds.mode is AuthMode.ANONYMOUS
+    assert creds.rejected is None
+
+
+def test_bearer_wins_over_the_access_cookie() -> None:
+    creds = read_credentials(
+        scope(("authorization", "Bearer header.tok.en"), ("cookie", "q_access_token=cookie; q_refresh_token=r1")),
+        CONFIG,
+    )
+    assert creds.mode is AuthMode.TOKEN
+    assert creds.access_token == "header.tok.en"
+    assert creds.refresh_token == "r1"
+
+
+def test_scheme_is_case_insensitive_and_other_schemes_are_ignored() -> None:
+    assert read_credentials(scope(("authorization", "bearer abc")), CONFIG).access_token == "abc"
+    basic = read_credentials(scope(("authorization", "Basic dXNlcjpwdw==")), CONFIG)
+    assert basic.mode is AuthMode.ANONYMOUS
+    assert basic.rejected == "Authorization scheme is not Bearer"
+
+
+def test_token_mode_wins_over_a_session_cookie() -> None:
+    creds = read_credentials(scope(("cookie", "qlt_0=session; q_access_token=access")), CONFIG)
+    assert creds.mode is AuthMode.TOKEN
+    assert creds.session_cookie is None
+
+
+def test_session_cookie_then_legacy_name() -> None:
+    assert read_credentials(scope(("cookie", "qlt_0=abc")), CONFIG).session_cookie == ("qlt_0", "abc")
+    assert read_credentials(scope(("cookie", "token=abc")), CONFIG).session_cookie == ("token", "abc")
+    both = read_credentials(scope(("cookie", "token=legacy; qlt_0=new")), CONFIG)
+    assert both.mode is AuthMode.SESSION
+    assert both.session_cookie == ("qlt_0", "new")
+
+
+def test_unrelated_cookies_are_not_credentials() -> None:
+    creds = read_credentials(scope(("cookie", "theme=dark; sessionid=xyz")), CONFIG)
+    assert creds.mode is AuthMode.ANONYMOUS
+
+
+def test_api_token_mode_ignores_the_request() -> None:
+    config = QelosConfig(app_url="https://qelos.example.com", api_token="ql_abc")
+    creds = read_credentials(scope(("authorization", "Bearer user-token")), config)
+    assert creds.mode is AuthMode.API_TOKEN
+    assert creds.access_token is None
+
+
+def test_cookies_split_over_several_headers_are_read() -> None:
+    creds = read_credentials(scope(("cookie", "a=1"), ("cookie", "q_refresh_token=r")), CONFIG)
+    assert creds.refresh_token == "r"
+
+
+def test_repr_never_shows_tokens() -> None:
+    creds = read_credentials(scope(("authorization", "Bearer secret-access-token-value")), CONFIG)
+    assert "secret-access-token-value" not in repr(creds)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import List
+
+import anyio
+import pytest
+
+from qelos_integrator_fastapi import QelosUnauthorized, QelosUnavailable, TokenPair
+from qelos_integrator_fastapi.refresh import Refresher
+
+pytestmark = pytest.mark.anyio
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.calls: List[str] = []
+        self.release = anyio.Event()
+        self.fail_with: Exception | None = None
+
+    async def refresh(self, token: str) -> TokenPair:
+        self.calls.append(token)
+        await self.release.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return TokenPair(f"access-after-{token}", f"refresh-after-{token}")
+
+
+async def test_concurrent_callers_share_one_upstream_refresh() -> None:
+    upstream = Upstream()
+    refresher = Refresher(upstream.refresh)
+    results: List[TokenPair] = []
+
+    async def one() -> None:
+        results.append(await refresher.refresh("r1"))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(one)
+        await anyio.wait_all_tasks_blocked()
+        upstream.release.set()
+    assert upstream.calls == ["r1"]
+    assert len(results) == 50
+    assert {(r.access_token, r.refresh_token) for r in results} == {("access-after-r1", "refresh-after-r1")}
+
+
+async def test_successor_memory_answers_a_late_replay_of_the_old_token() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    now = [0.0]
+    refresher = Refresher(upstream.refresh, successor_ttl=30.0, clock=lambda: now[0])
+    first = await refresher.refresh("r1")
+    now[0] = 29.0
+    again = await refresher.refresh("r1")
+    assert (again.access_token, again.refresh_token) == (first.access_token, first.refresh_token)
+    assert upstream.calls == ["r1"]
+    now[0] = 31.0
+    await refresher.refresh("r1")
+    assert upstream.calls == ["r1", "r1"]
+
+
+async def test_results_are_copies_callers_cannot_corrupt() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    refresher = Refresher(upstream.refresh)
+    first = await refresher.refresh("r1")
+    first.access_token = "mutated"
+    assert (await refresher.refresh("r1")).access_token == "access-after-r1"
+
+
+async def test_rejection_reaches_every_waiter_and_is_not_remembered() -> None:
+    upstream = Upstream()
+    upstream.fail_with = QelosUnauthorized("rejected")
+    refresher = Refresher(upstream.refresh)
+    errors: List[Exception] = []
+
+    async def one() -> None:
+        try:
+            await refresher.refresh("r1")
+        except QelosUnauthorized as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(one)
+        await anyio.wait_all_tasks_blocked()
+        upstream.release.set()
+    assert len(errors) == 5
+    assert upstream.calls == ["r1"]
+    with pytest.raises(QelosUnauthorized):
+        await refresher.refresh("r1")
+    assert upstream.calls == ["r1", "r1"]
+
+
+async def test_unexpected_errors_become_unavailable() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    upstream.fail_with = RuntimeError("boom")
+    refresher = Refresher(upstream.refresh)
+    with pytest.raises(QelosUnavailable):
+        await refresher.refresh("r1")
+
+
+async def test_cancelled_leader_still_completes_for_waiters() -> None:
+    upstream = Upstream()
+    refresher = Refresher(upstream.refresh)
+    results: List[str] = []
+    leader_scope = anyio.CancelScope()
+
+    async def leader() -> None:
+        with leader_scope:
+            await refresher.refresh("r1")
+            await anyio.sleep_forever()
+
+    async def waiter() -> None:
+        results.append((await refresher.refresh("r1")).access_token or "")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leader)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        leader_scope.cancel()
+        await anyio.wait_all_tasks_blocked()
+        upstream.release.set()
+    assert upstream.calls == ["r1"]
+    assert results == ["access-after-r1"]
+    assert leader_scope.cancelled_caught
+
+
+async def test_successor_memory_is_bounded() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    refresher = Refresher(upstream.refresh, max_successors=3)
+    for i in range(10):
+        await refresher.refresh(f"r{i}")
+    assert len(refresher._successors) <= 3

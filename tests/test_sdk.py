@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any, List
+
+import httpx
+import pytest
+from qelos_sdk import QelosSDK
+
+from qelos_integrator_fastapi import QelosConfig, QelosRequestContext, TokenPair
+from qelos_integrator_fastapi.client import QelosClient
+from qelos_integrator_fastapi.sdk import RequestSdkFactory, _modules, close_request_sdk
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: List[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path.endswith("/entities"):
+            return httpx.Response(200, json=[{"id": "1"}])
+        return httpx.Response(200, json={"_id": "u1"})
+
+
+def build(recorder: Recorder, tokens: TokenPair, **options: Any) -> tuple[QelosSDK, QelosClient]:
+    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder), **options)
+    client = QelosClient(config)
+    factory = RequestSdkFactory(config, lambda: client.transport)
+    ctx = QelosRequestContext(tokens=tokens)
+    return factory.build(ctx, lambda: None), client
+
+
+async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> None:
+    recorder = Recorder()
+    sdk, client = build(recorder, TokenPair("access-1", "refresh-1"))
+    assert isinstance(sdk, QelosSDK)
+    entities = sdk.entities("products")
+    modules = _modules(sdk)
+    assert len(modules) >= 16
+    assert len({id(m._client) for m in modules}) == 1
+    assert entities in modules
+    assert sdk.entities("orders") is not entities
+    assert sdk.entities("products") is entities
+    await entities.get_list()
+    await sdk.authentication.get_logged_in_user()
+    assert [r.url.path for r in recorder.requests] == ["/api/blueprints/products/entities", "/api/me"]
+    assert all(r.headers["authorization"] == "Bearer access-1" for r in recorder.requests)
+    await close_request_sdk(sdk)
+    assert not client.http.is_closed  # the pool outlives the request SDK
+    await client.aclose()
+
+
+async def test_each_request_gets_its_own_sdk_and_headers() -> None:
+    recorder = Recorder()
+    first, client = build(recorder, TokenPair("access-1"))
+    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder))
+    second = RequestSdkFactory(config, lambda: client.transport).build(
+        QelosRequestContext(tokens=TokenPair("access-2")), lambda: None
+    )
+    first.set_custom_header("x-trace", "one")
+    await first.workspaces.get_list()
+    await second.workspaces.get_list()
+    assert recorder.requests[0].headers["authorization"] == "Bearer access-1"
+    assert recorder.requests[0].headers["x-trace"] == "one"
+    assert recorder.requests[1].headers["authorization"] == "Bearer access-2"
+    assert "x-trace" not in recorder.requests[1].headers
+    for sdk in (first, second):
+        await close_request_sdk(sdk)
+    await client.aclose()
+
+
+async def test_sdk_follows_tokens_mutated_after_construction() -> None:
+    recorder = Recorder()
+    tokens = TokenPair("old")
+    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder))
+    client = QelosClient(config)
+    ctx = QelosRequestContext(tokens=tokens)
+    sdk = RequestSdkFactory(config, lambda: client.transport).build(ctx, lambda: None)
+    tokens.access_token = "new"
+    await sdk.authentication.get_logged_in_user()
+    assert recorder.requests[0].headers["authorization"] == "Bearer new"
+    await close_request_sdk(sdk)
+    await client.aclose()
+
+
+async def test_no_credentials_on_signin_and_refresh_endpoints() -> None:
+    recorder = Recorder()
+    sdk, client = build(recorder, TokenPair("access-1"))
+    await sdk.authentication.signup({"username": "x"})
+    assert "authorization" not in recorder.requests[0].headers
+    await close_request_sdk(sdk)
+    await client.aclose()
+
+
+async def test_api_token_mode_sends_the_key() -> None:
+    recorder = Recorder()
+    sdk, client = build(recorder, TokenPair(), api_token="ql_service")
+    await sdk.workspaces.get_list()
+    assert recorder.requests[0].headers["x-api-key"] == "ql_service"
+    assert "authorization" not in recorder.requests[0].headers
+    await close_request_sdk(sdk)
+    await client.aclose()
+
+
+async def test_sdk_calls_time_out_even_though_qelos_sdk_passes_none() -> None:
+    recorder = Recorder()
+    sdk, client = build(recorder, TokenPair("a"), timeout=2.5)
+    await sdk.workspaces.get_list()
+    assert recorder.requests[0].extensions["timeout"] == {"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}
+    await close_request_sdk(sdk)
+    await client.aclose()
+
+
+async def test_an_unknown_sdk_shape_falls_back_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import qelos_integrator_fastapi.sdk as sdk_module
+
+    prototype, _ = sdk_module._prototypes()
+    # A future SDK whose module is not a BaseSDK: the clone would share the prototype's client.
+    rogue = SimpleNamespace(_client=httpx.AsyncClient(transport=httpx.MockTransport(Recorder())))
+    monkeypatch.setattr(prototype, "events", rogue)
+    recorder = Recorder()
+    caplog.set_level(logging.WARNING, "qelos_integrator_fastapi")
+    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder))
+    client = QelosClient(config)
+    factory = RequestSdkFactory(config, lambda: client.transport)
+    sdks = [factory.build(QelosRequestContext(tokens=TokenPair("a")), lambda: None) for _ in range(2)]
+    warnings = [r for r in caplog.records if "shape this integrator does not know" in r.getMessage()]
+    assert len(warnings) == 1
+    await sdks[0].workspaces.get_list()
+    assert recorder.requests[0].headers["authorization"] == "Bearer a"
+    for sdk in sdks:
+        await close_request_sdk(sdk)
+    await rogue._client.aclose()
+    await client.aclose()
