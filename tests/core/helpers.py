@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Annotated, Any, Dict, List, Optional
 
 import httpx
 from fastapi import Depends, FastAPI
@@ -50,7 +50,7 @@ def fastapi_app(config: QelosConfig, **middleware_options: Any) -> FastAPI:
     app.add_middleware(QelosIntegratorMiddleware, config=config, **middleware_options)
 
     @app.get("/me")
-    async def me(qelos: Optional[QelosRequestContext] = Depends(get_qelos)) -> Dict[str, Any]:
+    async def me(qelos: Annotated[Optional[QelosRequestContext], Depends(get_qelos)]) -> Dict[str, Any]:
         return {
             "user": qelos.user if qelos else None,
             "workspace": qelos.workspace if qelos else None,
