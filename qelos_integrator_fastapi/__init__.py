@@ -7,6 +7,7 @@ from .cookies import CookieBuffer, write_token_cookies
 from .credentials import AuthMode
 from .dependencies import get_qelos, require_user
 from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
+from .events import QelosEvent
 from .middleware import QelosIntegratorMiddleware
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "QelosConfig",
     "QelosConfigError",
     "QelosError",
+    "QelosEvent",
     "QelosIntegratorMiddleware",
     "QelosRequestContext",
     "QelosUnauthorized",

@@ -8,12 +8,15 @@ import anyio
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection
 
+from . import events
+from .cache import IdentityCache
 from .client import QelosClient, Reply, auth_headers
 from .config import QelosConfig
 from .context import QelosRequestContext, TokenPair, TokenRefreshContext
 from .cookies import CookieBuffer, parse_set_cookie, relay_to_app, write_token_cookies
 from .credentials import AuthMode, read_credentials
 from .errors import QelosError, QelosUnauthorized, QelosUnavailable
+from .events import OnEvent
 from .refresh import Refresher
 from .sdk import RequestSdkFactory
 
@@ -23,6 +26,7 @@ Workspace = Dict[str, Any]
 ResolveWorkspace = Callable[
     [HTTPConnection, Dict[str, Any], List[Workspace]], Union[Optional[Workspace], Awaitable[Optional[Workspace]]]
 ]
+Identity = Tuple[Dict[str, Any], List[Workspace]]
 OnTokenRefresh = Callable[[TokenRefreshContext], Awaitable[None]]
 
 # Per-request state the middleware leaves in the ASGI scope for the backend.
@@ -124,11 +128,16 @@ class QelosAuthBackend(AuthenticationBackend):
         *,
         resolve_workspace: Optional[ResolveWorkspace] = None,
         on_token_refresh: Optional[OnTokenRefresh] = None,
+        on_event: Optional[OnEvent] = None,
         client: Optional[QelosClient] = None,
     ) -> None:
         self.config = config
         self.client = client if client is not None else QelosClient(config)
         self.refresher = Refresher(self.client.refresh)
+        self.cache: Optional[IdentityCache[Identity]] = (
+            IdentityCache(config.identity_cache_ttl, config.identity_cache_size) if config.identity_cache_ttl else None
+        )
+        self._on_event = on_event
         self._resolve_workspace = resolve_workspace
         self._on_token_refresh = on_token_refresh if on_token_refresh is not None else write_token_cookies
         self._sdk_factory = RequestSdkFactory(config, lambda: self.client.transport)
@@ -163,32 +172,47 @@ class QelosAuthBackend(AuthenticationBackend):
             me, workspaces = await self._identify(conn, state, ctx)
         except QelosUnauthorized:
             logger.debug("Qelos rejected the %s credential; the request is anonymous", credentials.mode.value)
+            self._emit(events.IDENTITY_ANONYMOUS, conn, ctx, code=QelosUnauthorized.code)
             return ctx
         except QelosUnavailable as exc:
             ctx.error = exc.code
             logger.warning("could not resolve the Qelos user: %s", exc)
+            self._emit(events.UPSTREAM_ERROR, conn, ctx, code=exc.code, detail=str(exc))
             return ctx
         ctx.user = me
         ctx.workspaces = workspaces
         ctx.workspace = await self._choose_workspace(conn, me, workspaces)
+        self._emit(events.IDENTITY_RESOLVED, conn, ctx)
         return ctx
 
-    async def _identify(
-        self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext
-    ) -> Tuple[Dict[str, Any], List[Workspace]]:
+    def _emit(self, name: str, conn: HTTPConnection, ctx: QelosRequestContext, **fields: Optional[str]) -> None:
+        if self._on_event is not None:
+            user_id = ctx.user.get("_id") if ctx.user else None
+            event = events.QelosEvent(name, ctx.mode.value, conn.url.path, user_id=user_id, **fields)
+            events.emit(self._on_event, event)
+
+    async def _identify(self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext) -> Identity:
         can_refresh = ctx.mode is AuthMode.TOKEN and ctx.tokens.refresh_token is not None
         if ctx.mode is AuthMode.TOKEN and not ctx.tokens.access_token:
             await self._refresh(conn, state, ctx)
-            return await self._fetch(state, ctx)
+            return await self._lookup(conn, state, ctx)
         try:
-            return await self._fetch(state, ctx)
+            return await self._lookup(conn, state, ctx)
         except QelosUnauthorized:
             if not can_refresh:
                 raise
         await self._refresh(conn, state, ctx)
-        return await self._fetch(state, ctx)
+        return await self._lookup(conn, state, ctx)
 
-    async def _fetch(self, state: RequestState, ctx: QelosRequestContext) -> Tuple[Dict[str, Any], List[Workspace]]:
+    async def _lookup(self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext) -> Identity:
+        if self.cache is None:
+            return await self._fetch(state, ctx)
+        credential = self.config.api_token or ctx.tokens.access_token or (state.session_cookie or ("", ""))[1]
+        identity, hit = await self.cache.get_or_fetch(f"{ctx.mode.value}:{credential}", lambda: self._fetch(state, ctx))
+        self._emit(events.CACHE_HIT if hit else events.CACHE_MISS, conn, ctx)
+        return identity
+
+    async def _fetch(self, state: RequestState, ctx: QelosRequestContext) -> Identity:
         headers = auth_headers(ctx.tokens, state.session_cookie, self.config.api_token)
         replies: Dict[str, Union[Reply, QelosError]] = {}
 
@@ -217,11 +241,16 @@ class QelosAuthBackend(AuthenticationBackend):
         refresh_token = ctx.tokens.refresh_token
         if refresh_token is None:
             raise QelosUnauthorized("no refresh token")
-        new = await self.refresher.refresh(refresh_token)
+        try:
+            new = await self.refresher.refresh(refresh_token)
+        except QelosUnauthorized:
+            self._emit(events.REFRESH_REJECTED, conn, ctx, code=QelosUnauthorized.code)
+            raise
         old = ctx.tokens.copy()
         ctx.tokens.access_token = new.access_token
         ctx.tokens.refresh_token = new.refresh_token
         logger.info("refreshed the caller's Qelos tokens")
+        self._emit(events.TOKEN_REFRESHED, conn, ctx)
         hook = TokenRefreshContext(
             request=conn, response=state.buffer, config=self.config, old_tokens=old, new_tokens=new, context=ctx
         )

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from datetime import datetime
 from typing import Dict, List, Literal, Optional, Tuple, Union
@@ -10,6 +8,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 
 from .context import TokenPair, TokenRefreshContext
+from .credentials import unverified_claims
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 
@@ -107,16 +106,8 @@ def _cookie_name(set_cookie: str) -> str:
 
 
 def token_max_age(token: Optional[str]) -> Optional[int]:
-    """A fresh JWT's lifetime (``exp - iat``), read without verification, only to size its cookie."""
-    if not token or token.count(".") != 2:
-        return None
-    try:
-        segment = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(claims, dict):
-        return None
+    """A fresh JWT's lifetime (``exp - iat``), only to size its cookie."""
+    claims = unverified_claims(token) if token else {}
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or isinstance(exp, bool):
         return None

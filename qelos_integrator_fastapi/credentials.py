@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import base64
 import enum
+import json
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -93,3 +95,15 @@ def _checked(value: Optional[str], limit: int) -> Tuple[Optional[str], Optional[
 def _parse_cookies(cookie_headers: List[str]) -> Dict[str, str]:
     # HTTP/2 clients may split cookies over several headers; Starlette reads only the first.
     return cookie_parser("; ".join(cookie_headers)) if cookie_headers else {}
+
+
+def unverified_claims(token: str) -> Dict[str, Any]:
+    """A JWT's claims read WITHOUT verification: only to size cookies and cap cache lifetimes."""
+    if token.count(".") != 2:
+        return {}
+    try:
+        segment = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .backend import SCOPE_KEY, OnTokenRefresh, QelosAuthBackend, RequestState, ResolveWorkspace
 from .config import QelosConfig
 from .errors import QelosUnavailable
+from .events import OnEvent
 from .sdk import close_request_sdk
 
 logger = logging.getLogger("qelos_integrator_fastapi")
@@ -29,10 +30,13 @@ class QelosIntegratorMiddleware:
     def __init__(
         self,
         app: ASGIApp,
+        # Positional-only, so type checkers accept the flat **options in app.add_middleware(...).
+        /,
         config: Optional[QelosConfig] = None,
         *,
         resolve_workspace: Optional[ResolveWorkspace] = None,
         on_token_refresh: Optional[OnTokenRefresh] = None,
+        on_event: Optional[OnEvent] = None,
         **options: Any,
     ) -> None:
         if config is None:
@@ -43,7 +47,9 @@ class QelosIntegratorMiddleware:
             raise TypeError(f"config must be a QelosConfig, got {type(config).__name__}")
         self.app = app
         self.config = config
-        self.backend = QelosAuthBackend(config, resolve_workspace=resolve_workspace, on_token_refresh=on_token_refresh)
+        self.backend = QelosAuthBackend(
+            config, resolve_workspace=resolve_workspace, on_token_refresh=on_token_refresh, on_event=on_event
+        )
         self._authenticate = AuthenticationMiddleware(_Gate(app, config), backend=self.backend, on_error=_on_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

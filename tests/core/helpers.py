@@ -80,3 +80,7 @@ def set_cookie_headers(response: httpx.Response) -> List[str]:
 
 def cookie_names(response: httpx.Response) -> List[str]:
     return [header.split("=", 1)[0] for header in set_cookie_headers(response)]
+
+
+def cookie_header(**cookies: str) -> Dict[str, str]:
+    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}

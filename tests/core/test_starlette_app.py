@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Literal
 
 import pytest
 from starlette.applications import Starlette
@@ -76,9 +76,12 @@ def build_app(world: World, **options: Any) -> Starlette:
     )
 
 
+Backend = Literal["asyncio", "trio"]
+
+
 @pytest.fixture(params=["asyncio", "trio"])
-def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
+def backend(request: pytest.FixtureRequest) -> Backend:
+    name: Backend = request.param
     return name
 
 
@@ -88,7 +91,7 @@ def world() -> World:
 
 
 @pytest.fixture
-def http(world: World, backend: str) -> Iterator[TestClient]:
+def http(world: World, backend: Backend) -> Iterator[TestClient]:
     with TestClient(build_app(world), backend=backend) as test_client:
         yield test_client
 
@@ -157,7 +160,7 @@ def test_requires_role_on_websocket(world: World, http: TestClient) -> None:
         ws.receive_json()
 
 
-def test_require_auth_on_websocket_is_an_http_401_denial(world: World, backend: str) -> None:
+def test_require_auth_on_websocket_is_an_http_401_denial(world: World, backend: Backend) -> None:
     with TestClient(build_app(world, require_auth=True), backend=backend) as http:
         from starlette.testclient import WebSocketDenialResponse
 

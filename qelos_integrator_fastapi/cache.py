@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections import OrderedDict
+from typing import Awaitable, Callable, Dict, Generic, Optional, Tuple, TypeVar
+
+import anyio
+
+from .credentials import unverified_claims
+
+T = TypeVar("T")
+
+
+class IdentityCache(Generic[T]):
+    """Opt-in memory of resolved identities, keyed by a hash of the credential.
+
+    An entry lives ``ttl`` seconds at most and never past the credential's own ``exp``; the
+    least recently used entry goes first when ``size`` is reached. Concurrent misses for one
+    credential share one upstream lookup. Only successes are stored: failures and anonymous
+    requests always go to Qelos.
+    """
+
+    def __init__(
+        self,
+        ttl: float,
+        size: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._entries: OrderedDict[str, Tuple[float, T]] = OrderedDict()
+        self._pending: Dict[str, anyio.Event] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def get_or_fetch(self, credential: str, fetch: Callable[[], Awaitable[T]]) -> Tuple[T, bool]:
+        """The identity for ``credential`` and whether it came from memory."""
+        key = hashlib.sha256(credential.encode()).hexdigest()
+        while True:
+            entry = self._fresh(key)
+            if entry is not None:
+                self.hits += 1
+                return copy.deepcopy(entry), True
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            await pending.wait()
+            if self._fresh(key) is None:
+                # The shared lookup failed; this request asks Qelos itself.
+                break
+        self.misses += 1
+        done = self._pending.setdefault(key, anyio.Event())
+        try:
+            value = await fetch()
+            self._store(key, credential, value)
+            return value, False
+        finally:
+            if self._pending.get(key) is done:
+                del self._pending[key]
+            done.set()
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _fresh(self, key: str) -> Optional[T]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if expires <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def _store(self, key: str, credential: str, value: T) -> None:
+        lifetime = self._ttl
+        exp = unverified_claims(credential).get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            lifetime = min(lifetime, exp - self._wall_clock())
+        if lifetime <= 0:
+            return
+        self._entries[key] = (self._clock() + lifetime, copy.deepcopy(value))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
