@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Dict, List, Mapping, Optional
 
+import anyio
 import httpx
 
 from .config import QelosConfig
@@ -95,10 +96,12 @@ class QelosClient:
 
     async def _call(self, method: str, path: str, headers: Mapping[str, str]) -> Reply:
         try:
-            response = await self.http.request(method, path, headers=dict(headers))
-        except httpx.TimeoutException as exc:
+            # httpx's own timeouts do not bind every transport (in-process ones), so bound it here too.
+            with anyio.fail_after(self._config.timeout):
+                response = await self.http.request(method, path, headers=dict(headers))
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise QelosUnavailable(f"{method} {path} timed out after {self._config.timeout}s") from exc
-        except (httpx.TransportError, OSError) as exc:
+        except (httpx.HTTPError, OSError) as exc:
             raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}") from exc
         set_cookies = response.headers.get_list("set-cookie")
         if response.status_code in (401, 403):

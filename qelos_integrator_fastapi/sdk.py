@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
+import anyio
 import httpx
 from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
 
@@ -51,7 +52,7 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         # qelos-sdk passes timeout=None, which httpx reads as "wait forever".
         if all(value is None for value in request.extensions.get("timeout", {}).values()):
             request.extensions["timeout"] = self._timeout
-        response = await self._pool().handle_async_request(request)
+        response = await self._send(request)
         sent = request.headers.get("authorization", "")
         if (
             response.status_code == 401
@@ -63,12 +64,20 @@ class _RequestTransport(httpx.AsyncBaseTransport):
             if new_token is not None:
                 await response.aclose()
                 request.headers["authorization"] = f"Bearer {new_token}"
-                response = await self._pool().handle_async_request(request)
+                response = await self._send(request)
         if self._relay is not None:
             cookies = httpx.Headers(response.headers).get_list("set-cookie")
             if cookies:
                 self._relay(cookies)
         return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        limit = self._timeout["read"]
+        try:
+            with anyio.fail_after(limit):
+                return await self._pool().handle_async_request(request)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(f"Qelos did not answer within {limit}s", request=request) from exc
 
     async def aclose(self) -> None:
         """The pool belongs to the middleware; closing the request SDK must not close it."""
