@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosUser
@@ -168,3 +169,31 @@ def test_require_auth_on_websocket_is_an_http_401_denial(world: World, backend: 
             pass
     assert denied.value.status_code == 401
     assert denied.value.json() == {"code": "UNAUTHORIZED"}
+
+
+@pytest.mark.anyio
+async def test_require_auth_on_websocket_closes_1008_without_the_denial_extension(world: World) -> None:
+    app = build_app(world, require_auth=True)
+    sent: list[Message] = []
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"app.test")],
+        "subprotocols": [],
+        "extensions": {},
+        "app": app,
+    }
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "UNAUTHORIZED"}]
