@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any, AsyncIterator, Dict
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, WorkspaceSwitchError
 
@@ -193,3 +195,37 @@ async def test_cookie_changes_after_the_response_started_are_logged_once(caplog:
     warnings = [r for r in caplog.records if "after the response started" in r.getMessage()]
     assert len(warnings) == 1
     assert cookie not in caplog.text
+
+
+async def test_seed_social_login_through_the_request_sdk_ends_with_a_page_session() -> None:
+    world = make_world()
+    world.fake.set_social_user(world.bob)
+    app = session_app(world)
+
+    @app.get("/auth/google")
+    async def google(request: Request) -> RedirectResponse:
+        url = request.state.qelos.sdk.authentication.get_social_login_url("google", return_url="/auth/callback")
+        return RedirectResponse(url)
+
+    @app.get("/auth/callback")
+    async def callback(rt: str, request: Request) -> RedirectResponse:
+        await request.state.qelos.sdk.authentication.exchange_auth_callback(rt)
+        return RedirectResponse("/dashboard")
+
+    async with client(app) as browser:
+        start = await browser.get("/auth/google")
+        assert start.status_code == 307
+        qelos_url = start.headers["location"]
+        assert qelos_url.startswith(f"{world.fake.url}/api/auth/google?")
+        async with httpx.AsyncClient(transport=world.fake.transport) as provider:
+            bounce = await provider.get(qelos_url)
+        assert bounce.status_code == 302
+        back = urlsplit(bounce.headers["location"])
+        assert back.path == "/auth/callback"
+        done = await browser.get(f"/auth/callback?{back.query}")
+        assert done.status_code == 307
+        (relayed,) = session_cookies(done)
+        assert "Path=/" in relayed
+        page = await browser.get("/dashboard")
+    assert page.json()["user"] == "bob"
+    assert page.json()["mode"] == "session"
