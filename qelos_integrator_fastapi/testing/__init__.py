@@ -1,0 +1,67 @@
+"""FakeQelos: an in-memory Qelos backend for tests, demos and local development.
+
+`FakeQelos` is an ASGI application that answers like the Qelos gateway and its auth and no-code
+services, following the HTTP contract of qelos-io/qelos (commit 4b6bcd01): real HS256 JWTs with
+the real claims, the `qlt_<tenant[:8]>` session cookie (`Path=/api`, `HttpOnly`, `Secure`,
+`SameSite=None`, `Domain=<request host>`) with silent rotation, single-use rotating refresh tokens,
+API tokens, workspaces, blueprint entities, and the exact status codes and error bodies.
+
+Use it in-process through `fake.transport` (or `httpx.ASGITransport(app=fake)`), or on a loopback
+port with `python -m qelos_integrator_fastapi.testing --port 8100`.
+
+Emulated endpoints: `POST /api/signin`, `POST /api/signup`, `GET|POST /api/me`,
+`GET|POST /api/workspaces`, `GET /api/workspaces/{id}`, `POST /api/workspaces/{id}/activate`,
+`POST /api/token/refresh`, `POST /api/cookie/refresh`, `POST /api/logout`,
+`GET /api/auth/{provider}`, `POST /api/auth/callback`,
+`GET|POST /api/blueprints/{key}/entities`, `GET|PUT|DELETE /api/blueprints/{key}/entities/{id}`,
+`GET /api/blueprints/{key}/charts/count`. The `/api/v1/` prefix and `Accept-Version` are handled as
+the gateway does.
+
+Deliberate deviations from the real backend:
+
+* Secrets: the default JWT and refresh secrets are long fake strings, not Qelos's short defaults,
+  because PyJWT warns about HMAC keys under 32 bytes. Pass `jwt_secret=`/`refresh_token_secret=`.
+* Time comes from the injectable `FakeClock` (default start 2027-01-15T08:00:00Z), not the wall
+  clock, for `iat`/`exp`, token identifiers, rotation, locks and timestamps.
+* One tenant: the fake holds the data of `FakeQelos(tenant=...)`, which is also the default when a
+  request has no `tenant` header. Requests for another tenant find no users, blueprints or tokens.
+  There is no host-to-tenant lookup, no `no website for host` error and no impersonation.
+* Workspace configuration is always active: signin always selects a workspace for members.
+* Social login has no provider: `GET /api/auth/{provider}` answers the provider callback's redirect
+  straight away for the user given to `set_social_user()`. An unsafe `returnUrl` gets a 400
+  (Qelos's exact behaviour there is unverified); `redirectUrl` is ignored.
+* `/api/auth/callback` returns a sanitised user document (no password, salt or token list).
+* `POST /api/cookie/refresh` is served directly, though a default gateway does not route it.
+* Unknown routes and wrong methods answer 404 `{"message":"Cannot <METHOD> <path>"}` in JSON where
+  Express sends an HTML page; malformed JSON bodies answer 400 `{"message":"invalid JSON body"}`.
+* A bare `Authorization: Bearer` with no token gives the usual 401 (Qelos probably answers 500).
+* An invalid `authType` on signin gives 400 `{"message":"INVALID_AUTH_TYPE"}` (Qelos throws).
+* `POST /api/workspaces` without a name gives 400 `{"message":"workspace name is required"}`
+  (Qelos's answer is unverified); workspace creation permissions and label rules are not emulated.
+* Entities: bare property names in `$sort` sort by that property (Qelos sorts by document paths
+  such as `metadata.price`); `$populate`/`$outerPopulate`, relations, limits, `auditInfo`,
+  `DELETE .../entities/all` and the guest rate limit are not emulated. Unknown `$` keys such as
+  `$skip` and `$select` answer 500, as Mongo rejects them. Filters support equality and the
+  `[$ne]`, `[$gt]`, `[$gte]`, `[$lt]`, `[$lte]`, `[$regex]` operators.
+* Not emulated: `/api/me/api-tokens` (create tokens with `add_api_token()`), invites, users,
+  roles, `DELETE /api/workspaces/{id}`, members listing, permissions, the provider callbacks.
+* A `drop` fault raises `httpx.RemoteProtocolError` in-process; under uvicorn it closes the socket
+  before any byte is written. Other ASGI servers answer their own 500 instead.
+"""
+
+from __future__ import annotations
+
+from ._app import FakeQelos
+from ._clock import FakeClock
+from ._log import LoggedRequest
+from ._models import FakeMember, FakeTokenPair, FakeUser, FakeWorkspace
+
+__all__ = [
+    "FakeClock",
+    "FakeMember",
+    "FakeQelos",
+    "FakeTokenPair",
+    "FakeUser",
+    "FakeWorkspace",
+    "LoggedRequest",
+]

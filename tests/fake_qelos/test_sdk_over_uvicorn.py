@@ -1,0 +1,117 @@
+"""The real qelos-sdk 4.0.0 against FakeQelos served by uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Iterator, List
+
+import httpx
+import pytest
+import uvicorn
+from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
+
+from qelos_integrator_fastapi.testing import FakeQelos
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeQelos]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served = FakeQelos.demo(url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(uvicorn.Config(served, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    try:
+        yield served
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+async def _close(sdk: QelosSDK) -> None:
+    """Close every module's httpx client: QelosSDK.close() closes only its own (1 of 16+)."""
+    clients: List[httpx.AsyncClient] = []
+    pending: List[Any] = [sdk]
+    seen = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, BaseSDK):
+            clients.append(item._client)
+            pending.extend(vars(item).values())
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    for client in clients:
+        await client.aclose()
+
+
+async def test_oauth_signin_me_workspaces_entity_crud_and_refresh(fake: FakeQelos) -> None:
+    # One SDK for the whole story: each QelosSDK builds 16 httpx clients, which is slow.
+    sdk = QelosSDK(QelosSDKOptions(app_url=fake.url, force_refresh=True))
+    try:
+        signin = await sdk.authentication.oauth_signin({"username": "alice", "password": "alice-pass"})
+        me = await sdk.authentication.get_logged_in_user()
+        workspaces = await sdk.workspaces.get_list()
+        products = sdk.entities("products")
+        created = await products.create({"name": "Sprocket", "price": 3, "active": True})
+        found = await products.get_list({"name": "Sprocket"})
+        updated = await products.update(created["identifier"], {"price": 4})
+        removed = await products.remove(created["identifier"])
+        remaining = await products.get_list()
+        fake.clock.advance(18000)
+        fake.reset_log()
+        me_after_expiry = await sdk.authentication.get_logged_in_user()
+    finally:
+        await _close(sdk)
+
+    assert signin["payload"]["user"]["username"] == "alice"
+    assert me["username"] == "alice"
+    assert me["workspace"]["name"] == "Acme"
+    assert [w["name"] for w in workspaces] == ["Acme", "Globex Corporation"]
+    assert created["name"] == "Sprocket"
+    assert created["id"] == created["identifier"]
+    assert [p["identifier"] for p in found] == [created["identifier"]]
+    assert updated["price"] == 4
+    assert removed.status_code == 200
+    assert [p["name"] for p in remaining] == ["Anvil", "Rocket skates", "Giant magnet"]
+    assert me_after_expiry["workspace"] == {"_id": me["workspace"]["_id"]}
+    assert [(entry.path, entry.status) for entry in fake.requests] == [
+        ("/api/me", 401),
+        ("/api/token/refresh", 200),
+        ("/api/me", 200),
+    ]
+
+
+async def test_sdk_with_an_api_token(fake: FakeQelos) -> None:
+    key = fake.add_api_token(fake.user("bob"), workspace=fake.workspace("Acme"))
+    sdk = QelosSDK(QelosSDKOptions(app_url=fake.url, api_token=key))
+    try:
+        me = await sdk.authentication.get_logged_in_user()
+    finally:
+        await _close(sdk)
+
+    assert me["username"] == "bob"
+    assert me["workspace"]["roles"] == ["user"]
+    assert fake.requests[-1].headers["x-api-key"] == key
+
+
+async def test_a_dropped_connection_over_a_real_socket(fake: FakeQelos) -> None:
+    fake.inject("GET /api/me", drop=True, times=1)
+    async with httpx.AsyncClient(base_url=fake.url) as http:
+        with pytest.raises(httpx.RemoteProtocolError, match=r"Server disconnected without sending a response\."):
+            await http.get("/api/me")
+        after = await http.get("/api/me")
+
+    assert after.status_code == 401
