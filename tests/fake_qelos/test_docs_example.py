@@ -4,12 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_example_passes_as_written(tmp_path: Path) -> None:
-    text = DOC.read_text()
-    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    section = README.read_text().split("## Testing your app against FakeQelos", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "test_example.py").write_text(example)
 
     result = subprocess.run(
