@@ -7,7 +7,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Union
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 
-from .context import TokenPair, TokenRefreshContext
+from .context import TokenRefreshContext
 from .credentials import unverified_claims
 
 logger = logging.getLogger("qelos_integrator_fastapi")
@@ -121,27 +121,16 @@ async def write_token_cookies(ctx: TokenRefreshContext) -> None:
     HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age is each token's
     lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
     """
-    buffer = ctx.response
-    tokens: TokenPair = ctx.new_tokens
-    secure = ctx.config.is_https
-    if tokens.access_token:
-        buffer.set_cookie(
-            ctx.config.access_token_cookie,
-            tokens.access_token,
-            max_age=token_max_age(tokens.access_token),
-            httponly=True,
-            samesite="lax",
-            secure=secure,
-        )
-    if tokens.refresh_token:
-        buffer.set_cookie(
-            ctx.config.refresh_token_cookie,
-            tokens.refresh_token,
-            max_age=token_max_age(tokens.refresh_token),
-            httponly=True,
-            samesite="lax",
-            secure=secure,
-        )
+    config = ctx.config
+    pairs = (
+        (config.access_token_cookie, ctx.new_tokens.access_token),
+        (config.refresh_token_cookie, ctx.new_tokens.refresh_token),
+    )
+    for name, token in pairs:
+        if token:
+            ctx.response.set_cookie(
+                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=config.is_https
+            )
 
 
 class RelayedCookie:

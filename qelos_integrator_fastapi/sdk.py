@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import anyio
 import httpx
@@ -203,44 +203,43 @@ async def close_request_sdk(sdk: QelosSDK) -> None:
             await client.aclose()
 
 
-def _modules(sdk: QelosSDK) -> List[BaseSDK]:
-    found: Dict[int, BaseSDK] = {}
-    stack: List[Any] = [sdk]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in found:
-            continue
-        found[id(obj)] = obj
-        for value in vars(obj).values():
-            if isinstance(value, BaseSDK):
-                stack.append(value)
-            elif isinstance(value, dict):
-                stack.extend(v for v in value.values() if isinstance(v, BaseSDK))
-    return list(found.values())
-
-
-def _is_rewired(sdk: QelosSDK, http: httpx.AsyncClient, options: QelosSDKOptions, memo: Dict[int, Any]) -> bool:
-    """True when nothing reachable from the clone still belongs to the prototype or its clients."""
-    clones = {id(v) for v in memo.values()}
-    seen: Dict[int, Any] = {}
+def _reachable(sdk: QelosSDK) -> Iterator[Any]:
+    """Every object of the SDK's graph: modules, their helpers and entity managers (not clients)."""
+    seen: Set[int] = set()
     stack: List[Any] = [sdk]
     while stack:
         obj = stack.pop()
         if id(obj) in seen:
             continue
-        seen[id(obj)] = obj
-        if isinstance(obj, BaseSDK) and (id(obj) not in clones or obj._client is not http):
-            return False
-        if isinstance(obj, BaseSDK) and obj._ql_options is not options:
-            return False
+        seen.add(id(obj))
+        yield obj
         for value in vars(obj).values():
-            if isinstance(value, httpx.AsyncClient):
-                if value is not http:
-                    return False
-            elif isinstance(value, dict):
-                stack.extend(v for v in value.values() if hasattr(v, "__dict__") and not callable(v))
-            elif hasattr(value, "__dict__") and not callable(value) and not isinstance(value, QelosSDKOptions):
-                stack.append(value)
+            children = value.values() if isinstance(value, dict) else (value,)
+            stack.extend(v for v in children if _is_part(v))
+
+
+def _is_part(value: Any) -> bool:
+    return (
+        hasattr(value, "__dict__")
+        and not callable(value)
+        and not isinstance(value, (httpx.AsyncClient, QelosSDKOptions))
+    )
+
+
+def _modules(sdk: QelosSDK) -> List[BaseSDK]:
+    return [obj for obj in _reachable(sdk) if isinstance(obj, BaseSDK)]
+
+
+def _is_rewired(sdk: QelosSDK, http: httpx.AsyncClient, options: QelosSDKOptions, memo: Dict[int, Any]) -> bool:
+    """True when nothing reachable from the clone still belongs to the prototype or its clients."""
+    clones = {id(v) for v in memo.values()}
+    for obj in _reachable(sdk):
+        if isinstance(obj, BaseSDK) and (
+            id(obj) not in clones or obj._client is not http or obj._ql_options is not options
+        ):
+            return False
+        if any(isinstance(v, httpx.AsyncClient) and v is not http for v in vars(obj).values()):
+            return False
     return True
 
 
