@@ -227,3 +227,14 @@ async def test_flat_keyword_options_are_accepted() -> None:
 async def test_config_and_flat_options_together_are_refused() -> None:
     with pytest.raises(TypeError, match="either config= or flat options"):
         QelosIntegratorMiddleware(FastAPI(), config=QelosConfig(app_url="http://q.test"), require_auth=True)
+
+
+async def test_camel_case_sdk_options_reach_the_request_sdk() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    config = config_for(world.fake, sdk_options={"extraQueryParams": lambda: {"source": "integrator"}})
+    async with client(seed_app(config)) as http:
+        response = await http.get("/products", headers={"Authorization": f"Bearer {pair.access_token}"})
+    assert response.status_code == 200
+    (entity_call,) = [r for r in world.fake.requests if r.path.startswith("/api/blueprints/")]
+    assert "source=integrator" in entity_call.query
