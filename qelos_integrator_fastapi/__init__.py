@@ -1,21 +1,59 @@
+"""Starlette-native Qelos authentication. Names are imported on first use, so ``import
+qelos_integrator_fastapi`` (and the pytest plugin) stay cheap, and plain-Starlette apps never
+import FastAPI."""
+
 from __future__ import annotations
 
-from .backend import QelosAuthBackend, QelosUser
-from .config import QelosConfig, QelosConfigError
-from .context import QelosRequestContext, TokenPair, TokenRefreshContext
-from .cookies import CookieBuffer, write_token_cookies
-from .credentials import AuthMode
-from .dependencies import get_qelos, require_user
-from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
-from .events import QelosEvent
-from .middleware import QelosIntegratorMiddleware
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:
+    from .backend import QelosAuthBackend, QelosUser
+    from .config import QelosConfig, QelosConfigError
+    from .context import QelosRequestContext, TokenPair, TokenRefreshContext
+    from .cookies import CookieBuffer, write_token_cookies
+    from .credentials import AuthMode
+    from .dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext, get_qelos, require_user
+    from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
+    from .events import QelosEvent
+    from .middleware import QelosIntegratorMiddleware
+    from .routes import create_qelos_auth_router, create_qelos_auth_routes
+
+_EXPORTS: Dict[str, str] = {
+    "AuthMode": "credentials",
+    "CookieBuffer": "cookies",
+    "OptionalQelosContext": "dependencies",
+    "QELOS_AUTH_RESPONSES": "dependencies",
+    "QelosAuthBackend": "backend",
+    "QelosConfig": "config",
+    "QelosConfigError": "config",
+    "QelosContext": "dependencies",
+    "QelosError": "errors",
+    "QelosEvent": "events",
+    "QelosIntegratorMiddleware": "middleware",
+    "QelosRequestContext": "context",
+    "QelosUnauthorized": "errors",
+    "QelosUnavailable": "errors",
+    "QelosUser": "backend",
+    "TokenPair": "context",
+    "TokenRefreshContext": "context",
+    "WorkspaceSwitchError": "errors",
+    "create_qelos_auth_router": "routes",
+    "create_qelos_auth_routes": "routes",
+    "get_qelos": "dependencies",
+    "require_user": "dependencies",
+    "write_token_cookies": "cookies",
+}
 
 __all__ = [
+    "QELOS_AUTH_RESPONSES",
     "AuthMode",
     "CookieBuffer",
+    "OptionalQelosContext",
     "QelosAuthBackend",
     "QelosConfig",
     "QelosConfigError",
+    "QelosContext",
     "QelosError",
     "QelosEvent",
     "QelosIntegratorMiddleware",
@@ -26,7 +64,22 @@ __all__ = [
     "TokenPair",
     "TokenRefreshContext",
     "WorkspaceSwitchError",
+    "create_qelos_auth_router",
+    "create_qelos_auth_routes",
     "get_qelos",
     "require_user",
     "write_token_cookies",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted([*globals(), *__all__])

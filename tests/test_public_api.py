@@ -1,11 +1,43 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import qelos_integrator_fastapi
+import qelos_integrator_fastapi.testing
 
 
-def test_all_is_sorted_and_complete() -> None:
-    exported = qelos_integrator_fastapi.__all__
-    assert exported == sorted(exported)
-    public = {name for name in vars(qelos_integrator_fastapi) if not name.startswith("_")}
-    modules = {name for name, value in vars(qelos_integrator_fastapi).items() if type(value).__name__ == "module"}
-    assert set(exported) == public - modules - {"annotations"}
+def test_all_is_sorted_complete_and_every_name_resolves() -> None:
+    for package in (qelos_integrator_fastapi, qelos_integrator_fastapi.testing):
+        exported = package.__all__
+        assert exported == sorted(exported, key=lambda name: (not name.isupper(), name))
+        assert set(exported) == set(package._EXPORTS)
+        for name in exported:
+            assert getattr(package, name) is not None
+        assert set(exported) <= set(dir(package))
+
+
+def test_unknown_names_raise_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="NotAThing"):
+        getattr(qelos_integrator_fastapi, "NotAThing")  # noqa: B009
+
+
+def test_importing_the_package_and_its_pytest_plugin_is_cheap() -> None:
+    code = (
+        "import sys, qelos_integrator_fastapi, qelos_integrator_fastapi.testing.pytest_plugin;"
+        "heavy = [m for m in ('fastapi', 'jwt', 'qelos_sdk', 'pydantic') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_plain_starlette_use_never_imports_fastapi() -> None:
+    code = (
+        "import sys; from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosConfig, QelosUser;"
+        "print('fastapi' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -51,10 +51,26 @@ Deliberate deviations from the real backend:
 
 from __future__ import annotations
 
-from ._app import FakeQelos
-from ._clock import FakeClock
-from ._log import LoggedRequest
-from ._models import FakeMember, FakeTokenPair, FakeUser, FakeWorkspace
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:
+    from ._app import FakeQelos
+    from ._clock import FakeClock
+    from ._log import LoggedRequest
+    from ._models import FakeMember, FakeTokenPair, FakeUser, FakeWorkspace
+
+# Imported on first use: the pytest plugin lives in this package and pytest loads it in every run,
+# where PyJWT (the `testing` extra) may not be installed.
+_EXPORTS: Dict[str, str] = {
+    "FakeClock": "_clock",
+    "FakeMember": "_models",
+    "FakeQelos": "_app",
+    "FakeTokenPair": "_models",
+    "FakeUser": "_models",
+    "FakeWorkspace": "_models",
+    "LoggedRequest": "_log",
+}
 
 __all__ = [
     "FakeClock",
@@ -65,3 +81,16 @@ __all__ = [
     "FakeWorkspace",
     "LoggedRequest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,81 @@
+"""Where the examples find Qelos: the real one at QELOS_APP_URL, or a FakeQelos inside the app itself.
+
+Embedded, the fake answers the middleware and the auth routes in-process (``transport=fake.transport``)
+and is also mounted at ``/_qelos`` on the app, because the social login sends the browser to Qelos.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from qelos_integrator_fastapi import QelosConfig
+
+FAKE_PREFIX = "/_qelos"
+# The users FakeQelos.demo() seeds.
+DEMO_USERS: Tuple[Tuple[str, str, str], ...] = (
+    ("alice", "alice-pass", "two workspaces: Acme and Globex Corporation; social login signs her in"),
+    ("bob", "bob-pass", "one workspace: Acme"),
+)
+
+
+@dataclass(frozen=True)
+class DemoQelos:
+    config: QelosConfig
+    secret_key: str
+    mode: str
+    # Where browsers reach Qelos (social login); None means config.app_url.
+    public_url: Optional[str] = None
+    # The embedded FakeQelos, to mount at FAKE_PREFIX; None against a real Qelos.
+    fake_app: Optional[ASGIApp] = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.fake_app is not None
+
+    def banner(self, framework: str) -> str:
+        port = os.environ.get("PORT", "8000")
+        lines = [f"Qelos integrator demo ({framework}), auth mode {self.mode!r} (QELOS_AUTH_MODE=session|token)"]
+        if self.embedded:
+            lines.append("Qelos: an embedded FakeQelos (set QELOS_APP_URL to use a real Qelos)")
+            lines.append(f"Open http://127.0.0.1:{port}/login and sign in as:")
+            lines += [f"  {name} / {password}   ({about})" for name, password, about in DEMO_USERS]
+        else:
+            lines.append(f"Qelos: {self.config.app_url} (tenant {self.config.tenant!r})")
+            lines.append(f"Open http://127.0.0.1:{port}/login and sign in with a user of that Qelos")
+        if "QELOS_INTEGRATOR_SECRET" not in os.environ:
+            lines.append("OAuth state key: random per process (set QELOS_INTEGRATOR_SECRET for several workers)")
+        return "\n".join(lines)
+
+
+def demo_qelos() -> DemoQelos:
+    mode = os.environ.get("QELOS_AUTH_MODE", "session")
+    secret_key = os.environ.get("QELOS_INTEGRATOR_SECRET") or secrets.token_urlsafe(32)
+    app_url = os.environ.get("QELOS_APP_URL")
+    if app_url:
+        config = QelosConfig(app_url=app_url, tenant=os.environ.get("QELOS_TENANT", "0"))
+        return DemoQelos(config, secret_key, mode)
+
+    from qelos_integrator_fastapi.testing import FakeQelos
+
+    fake = FakeQelos.demo()
+    config = QelosConfig(app_url=fake.url, transport=fake.transport, tenant=fake.tenant, skip_paths=[FAKE_PREFIX])
+    return DemoQelos(config, secret_key, mode, public_url=FAKE_PREFIX, fake_app=_Unprefixed(fake, FAKE_PREFIX))
+
+
+class _Unprefixed:
+    """Serves an app that expects to live at "/" (FakeQelos) under a path prefix."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith(self.prefix):
+            path = scope["path"][len(self.prefix) :] or "/"
+            scope = {**scope, "path": path, "raw_path": path.encode(), "root_path": ""}
+        await self.app(scope, receive, send)
