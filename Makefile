@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])")
 
-.PHONY: test lint types pytest demo demo-starlette fake bench clean
+.PHONY: test test-floor lint types pytest demo demo-starlette fake bench clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ types: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The suite on the oldest Python and dependency versions pyproject.toml allows.
+FLOOR_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python) $(shell command -v python3.9))
+FLOOR_VENV ?= .venv-floor
+test-floor:
+	$(FLOOR_PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -c .ci/floor-constraints.txt -e ".[test]"
+	$(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not browser" $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(BIN)/python -m uvicorn examples.fastapi_app.app:app --host 127.0.0.1 --port $${PORT:-8000}
 
@@ -38,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .pytest_cache .ruff_cache
