@@ -97,6 +97,7 @@ class RequestState:
         # The Qelos session cookie to send upstream; follows rotations Qelos makes during the request.
         self.session_cookie: Optional[Tuple[str, str]] = None
         self.secure = False
+        self.refresh_lock = anyio.Lock()
 
     def relay(self, config: QelosConfig, set_cookies: List[str]) -> None:
         """Carry Qelos session-cookie changes to the browser, rewritten for the app (see cookies.py)."""
@@ -260,16 +261,18 @@ class QelosAuthBackend(AuthenticationBackend):
         self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext, sent_token: str
     ) -> Optional[str]:
         """Called by the request SDK when Qelos answers 401: the token to retry with, or None."""
-        if ctx.tokens.access_token and ctx.tokens.access_token != sent_token:
+        # One refresh (and one on_token_refresh call) per request, however many SDK calls hit the 401.
+        async with state.refresh_lock:
+            if ctx.tokens.access_token and ctx.tokens.access_token != sent_token:
+                return ctx.tokens.access_token
+            if ctx.mode is not AuthMode.TOKEN or ctx.tokens.refresh_token is None:
+                return None
+            try:
+                await self._refresh(conn, state, ctx)
+            except QelosError as exc:
+                logger.info("refresh after a 401 from Qelos failed: %s", exc.code)
+                return None
             return ctx.tokens.access_token
-        if ctx.mode is not AuthMode.TOKEN or ctx.tokens.refresh_token is None:
-            return None
-        try:
-            await self._refresh(conn, state, ctx)
-        except QelosError as exc:
-            logger.info("refresh after a 401 from Qelos failed: %s", exc.code)
-            return None
-        return ctx.tokens.access_token
 
     def _build_sdk(self, conn: HTTPConnection, state: RequestState, ctx: QelosRequestContext) -> Any:
         async def refresh_after_401(sent: str) -> Optional[str]:

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.testclient import TestClient
 
-from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
+from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, TokenRefreshContext, write_token_cookies
 
 from .helpers import client, config_for, cookie_header, make_world, set_cookie_headers
 
@@ -28,7 +28,14 @@ def app_with(config: QelosConfig) -> FastAPI:
 async def test_an_access_token_expiring_mid_request_is_refreshed_once_for_concurrent_sdk_calls() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
-    app = app_with(config_for(world.fake))
+    hook_calls: List[str] = []
+
+    async def hook(ctx: TokenRefreshContext) -> None:
+        hook_calls.append(ctx.new_tokens.access_token or "")
+        await write_token_cookies(ctx)
+
+    app = FastAPI()
+    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake), on_token_refresh=hook)
 
     @app.get("/slow")
     async def slow(request: Request) -> Dict[str, Any]:
@@ -51,6 +58,7 @@ async def test_an_access_token_expiring_mid_request_is_refreshed_once_for_concur
     assert response.json()["lists"] == 5
     assert response.json()["access"] != pair.access_token
     assert world.fake.count("POST /api/token/refresh") == 1
+    assert hook_calls == [response.json()["access"]]
     names = sorted(h.split("=", 1)[0] for h in set_cookie_headers(response))
     assert names == ["q_access_token", "q_refresh_token"]
 
