@@ -129,6 +129,7 @@ class RequestSdkFactory:
 
     def _clone(self, options: QelosSDKOptions, http: httpx.AsyncClient, ctx: QelosRequestContext) -> Optional[QelosSDK]:
         prototype, entity_prototype = _prototypes()
+        app_url = self._config.app_url
         memo: Dict[int, Any] = {}
         proto_options = prototype._ql_options
 
@@ -137,6 +138,8 @@ class RequestSdkFactory:
                 return memo[id(obj)]
             new = copy.copy(obj)
             memo[id(obj)] = new
+            if isinstance(new, BaseSDK):
+                new._app_url = app_url
             for name, value in vars(new).items():
                 if isinstance(value, BaseSDK):
                     setattr(new, name, clone(value))
@@ -149,7 +152,6 @@ class RequestSdkFactory:
             return new
 
         sdk: QelosSDK = clone(prototype)
-        sdk._app_url = self._config.app_url
         auth = sdk.authentication
         auth._access_token = ctx.tokens.access_token
         auth._refresh_token = ctx.tokens.refresh_token
@@ -167,8 +169,6 @@ class RequestSdkFactory:
 
         # Entity managers are built per blueprint key on demand; ours are clones, not new clients.
         blueprints.entities_of = entities_of  # type: ignore[method-assign]
-        for module in _modules(sdk):
-            module._app_url = self._config.app_url
         if not _is_rewired(sdk, http, options, memo):
             self._fallback = True
             logger.warning(
@@ -235,7 +235,10 @@ def _is_rewired(sdk: QelosSDK, http: httpx.AsyncClient, options: QelosSDKOptions
     clones = {id(v) for v in memo.values()}
     for obj in _reachable(sdk):
         if isinstance(obj, BaseSDK) and (
-            id(obj) not in clones or obj._client is not http or obj._ql_options is not options
+            id(obj) not in clones
+            or obj._client is not http
+            or obj._ql_options is not options
+            or obj._app_url != options.app_url
         ):
             return False
         if any(isinstance(v, httpx.AsyncClient) and v is not http for v in vars(obj).values()):

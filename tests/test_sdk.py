@@ -47,7 +47,16 @@ async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> No
     assert sdk.entities("products") is entities
     await entities.get_list()
     await sdk.authentication.get_logged_in_user()
-    assert [r.url.path for r in recorder.requests] == ["/api/blueprints/products/entities", "/api/me"]
+    await sdk.entities("orders").create({"n": 1})
+    await sdk.workspaces.get_list()
+    assert [r.url.path for r in recorder.requests] == [
+        "/api/blueprints/products/entities",
+        "/api/me",
+        "/api/blueprints/orders/entities",
+        "/api/workspaces",
+    ]
+    # Every module, entity managers built on demand included, talks to the configured Qelos.
+    assert {str(r.url.copy_with(path="/", query=None)) for r in recorder.requests} == {"http://qelos.test/"}
     assert all(r.headers["authorization"] == "Bearer access-1" for r in recorder.requests)
     await close_request_sdk(sdk)
     assert not client.http.is_closed  # the pool outlives the request SDK
