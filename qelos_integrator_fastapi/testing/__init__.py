@@ -6,7 +6,8 @@ the real claims, the `qlt_<tenant[:8]>` session cookie (`Path=/api`, `HttpOnly`,
 `SameSite=None`, `Domain=<request host>`) with silent rotation, single-use rotating refresh tokens,
 API tokens, workspaces, blueprint entities, and the exact status codes and error bodies.
 
-Use it in-process through `fake.transport` (or `httpx.ASGITransport(app=fake)`), or on a loopback
+Use it in-process through `fake.transport`, which answers only at the origin of `fake.url` (so a
+wrong app_url fails as it would on a network), or on a loopback
 port with `python -m qelos_integrator_fastapi.testing --port 8100`.
 
 Emulated endpoints: `POST /api/signin`, `POST /api/signup`, `GET|POST /api/me`,

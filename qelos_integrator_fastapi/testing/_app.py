@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import anyio
 import httpx
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._call import Call, Services
 from ._clock import FakeClock
@@ -82,7 +82,7 @@ class FakeQelos:
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that serves requests from this fake in-process."""
         if self._transport is None:
-            self._transport = httpx.ASGITransport(app=self)
+            self._transport = _InProcessTransport(self, self.url)
         return self._transport
 
     @property
@@ -361,3 +361,20 @@ async def _drop_connection(send: Send) -> None:
         await anyio.sleep(0)
         return
     raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+
+class _InProcessTransport(httpx.AsyncBaseTransport):
+    """Serves the fake in-process, and only at its own host: like a network, a request sent
+    anywhere else (a wrong app_url, a stale base URL) fails to connect instead of being answered."""
+
+    def __init__(self, app: ASGIApp, url: str) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+        parts = httpx.URL(url)
+        self._origin = (parts.scheme, parts.host, parts.port)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if (request.url.scheme, request.url.host, request.url.port) != self._origin:
+            raise httpx.ConnectError(
+                f"nothing answers at {request.url.host} (FakeQelos serves {self._origin[1]})", request=request
+            )
+        return await self._asgi.handle_async_request(request)

@@ -20,8 +20,8 @@ class World:
     globex: FakeWorkspace
 
 
-def make_world() -> World:
-    fake = FakeQelos()
+def make_world(url: str = "http://qelos.test") -> World:
+    fake = FakeQelos(url=url)
     alice = fake.add_user(
         username="alice",
         password="alice-pass",

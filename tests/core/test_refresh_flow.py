@@ -53,12 +53,10 @@ async def test_only_refresh_token_present_refreshes_before_asking_who_it_is() ->
 
 
 async def test_secure_cookies_when_app_url_is_https() -> None:
-    world = make_world()
+    world = make_world(url="https://qelos.test")
     pair = world.fake.issue_tokens(world.alice)
     world.fake.clock.advance(ACCESS_TTL + 1)
-    config = config_for(world.fake)
-    https_config = type(config)(app_url="https://qelos.test", transport=world.fake.transport)
-    async with client(fastapi_app(https_config)) as http:
+    async with client(fastapi_app(config_for(world.fake))) as http:
         response = await http.get(
             "/me", headers=cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
         )

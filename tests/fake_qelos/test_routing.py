@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from typing import List
 
+import httpx
 import pytest
 from starlette.types import Message
+
+from qelos_integrator_fastapi.testing import FakeQelos
 
 from .support import bearer, client, make_world
 
@@ -82,3 +85,13 @@ async def test_lifespan_and_websocket_scopes() -> None:
     await world.fake({"type": "websocket", "path": "/"}, receive, send)
 
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete", "websocket.close"]
+
+
+@pytest.mark.anyio
+async def test_the_in_process_transport_answers_only_at_the_fakes_origin() -> None:
+    fake = FakeQelos(url="http://qelos.test")
+    async with httpx.AsyncClient(transport=fake.transport) as http:
+        assert (await http.get("http://qelos.test/api/me")).status_code == 401
+        for wrong in ("http://elsewhere.test/api/me", "https://qelos.test/api/me", "http://qelos.test:8080/api/me"):
+            with pytest.raises(httpx.ConnectError, match="nothing answers"):
+                await http.get(wrong)

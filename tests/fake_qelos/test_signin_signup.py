@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from .support import DAY, claims, client, cookie_value, make_world, set_cookies
@@ -41,10 +42,12 @@ async def test_cookie_signin_sets_the_qelos_session_cookie_and_no_token_in_the_b
 
 async def test_cookie_domain_follows_tenanthost_and_drops_the_port() -> None:
     world = make_world()
-    async with client(world.fake) as http:
-        on_host = await http.post(
+    # Straight to the ASGI app: fake.transport answers only at the fake's own origin.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=world.fake)) as raw:
+        on_host = await raw.post(
             "http://qelos.test:8443/api/signin", json={"username": "alice", "password": "alice-pass"}
         )
+    async with client(world.fake) as http:
         on_tenanthost = await http.post(
             "/api/signin",
             json={"username": "alice", "password": "alice-pass"},
