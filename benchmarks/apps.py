@@ -1,0 +1,126 @@
+"""The apps under test, for uvicorn: `BENCH_APP=<name> QELOS_APP_URL=<fake> uvicorn apps:app --app-dir benchmarks`.
+
+bare        FastAPI, GET /whoami returns a small JSON; no middleware, no upstream call.
+floor       FastAPI, no middleware; GET /whoami forwards the caller's Authorization to /api/me and
+            /api/workspaces concurrently over one pooled httpx.AsyncClient opened at startup.
+middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache.
+cached      the same with QelosConfig(identity_cache_ttl=60).
+soak        middleware, plus request-SDK routes GET /products (entities("products").get_list()) and
+            GET /workspaces (workspaces.get_list()), GET /__sdk_url (the URL the entity manager would
+            call) and an unauthenticated GET /__debug (gc objects, live httpx clients, tracemalloc).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import tracemalloc
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict, Optional, Union
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from qelos_sdk import QelosSDK
+
+from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
+
+APP_URL = os.environ.get("QELOS_APP_URL", "http://127.0.0.1:8100")
+
+
+def bare() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/whoami")
+    async def whoami() -> Dict[str, Any]:
+        return {"user": None}
+
+    return app
+
+
+def floor() -> FastAPI:
+    pool: Dict[str, httpx.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        async with httpx.AsyncClient(base_url=APP_URL, limits=limits, timeout=5.0, trust_env=False) as client:
+            pool["qelos"] = client
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/whoami", response_model=None)
+    async def whoami(request: Request) -> Union[Dict[str, Any], JSONResponse]:
+        client = pool["qelos"]
+        headers = {"authorization": request.headers.get("authorization", "")}
+        me, workspaces = await asyncio.gather(
+            client.get("/api/me", headers=headers), client.get("/api/workspaces", headers=headers)
+        )
+        if me.status_code != 200:
+            return JSONResponse({"code": "UNAUTHORIZED"}, status_code=401)
+        return {"user": me.json()["_id"], "workspaces": len(workspaces.json())}
+
+    return app
+
+
+def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAPI:
+    app = FastAPI()
+    config = QelosConfig(
+        app_url=APP_URL, identity_cache_ttl=identity_cache_ttl, skip_paths=["/__debug"] if soak else []
+    )
+    app.add_middleware(QelosIntegratorMiddleware, config=config)
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> Dict[str, Any]:
+        user = request.user
+        return {"user": user.identity if user.is_authenticated else None}
+
+    if soak:
+
+        @app.get("/products")
+        async def products(request: Request) -> Dict[str, Any]:
+            items = await request.state.qelos.sdk.entities("products").get_list()
+            return {"products": len(items)}
+
+        @app.get("/workspaces")
+        async def workspaces(request: Request) -> Dict[str, Any]:
+            items = await request.state.qelos.sdk.workspaces.get_list()
+            return {"workspaces": len(items)}
+
+        @app.get("/__sdk_url")
+        async def sdk_url(request: Request) -> Dict[str, Any]:
+            # Where the request SDK's entity manager would send its calls, without sending any.
+            return {"app_url": APP_URL, "entities": request.state.qelos.sdk.entities("products")._app_url}
+
+        @app.get("/__debug")
+        async def debug() -> Dict[str, Any]:
+            gc.collect()
+            objects = gc.get_objects()
+            traced: Optional[int] = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+            return {
+                "gc_objects": len(objects),
+                "async_clients": sum(1 for o in objects if isinstance(o, httpx.AsyncClient)),
+                "qelos_sdks": sum(1 for o in objects if isinstance(o, QelosSDK)),
+                "traced_bytes": traced,
+            }
+
+    return app
+
+
+def build(name: str) -> FastAPI:
+    if name == "bare":
+        return bare()
+    if name == "floor":
+        return floor()
+    if name == "middleware":
+        return middleware()
+    if name == "cached":
+        return middleware(identity_cache_ttl=60)
+    if name == "soak":
+        return middleware(soak=True)
+    raise SystemExit(f"BENCH_APP must be bare, floor, middleware, cached or soak; got {name!r}")
+
+
+app = build(os.environ.get("BENCH_APP", "bare"))
