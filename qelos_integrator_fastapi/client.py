@@ -43,7 +43,7 @@ class QelosClient:
             self._transport = self._config.transport or httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(
                     max_connections=self._config.max_connections,
-                    max_keepalive_connections=min(self._config.max_connections, 50),
+                    max_keepalive_connections=min(self._config.max_connections, 20),
                 ),
             )
             self._http = httpx.AsyncClient(
