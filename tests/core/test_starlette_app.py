@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, Literal
+from typing import Any, Dict, Iterator, List, Literal, Tuple
 
 import pytest
 from starlette.applications import Starlette
@@ -197,3 +197,17 @@ async def test_require_auth_on_websocket_closes_1008_without_the_denial_extensio
 
     await app(scope, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": "UNAUTHORIZED"}]
+
+
+def test_websocket_refresh_sets_the_new_cookies_on_the_accept(world: World, http: TestClient) -> None:
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.clock.advance(18001)
+    http.cookies.set("q_access_token", pair.access_token)
+    http.cookies.set("q_refresh_token", pair.refresh_token)
+    with http.websocket_connect("/ws/admin") as ws:
+        assert ws.receive_json() == {"admin": "alice"}
+        raw: List[Tuple[bytes, bytes]] = list(ws.extra_headers or [])
+        headers = [(k.decode(), v.decode()) for k, v in raw]
+    names = sorted(value.split("=", 1)[0] for key, value in headers if key == "set-cookie")
+    assert names == ["q_access_token", "q_refresh_token"]
+    assert world.fake.count("POST /api/token/refresh") == 1
