@@ -139,6 +139,7 @@ class QelosAuthBackend(AuthenticationBackend):
             IdentityCache(config.identity_cache_ttl, config.identity_cache_size) if config.identity_cache_ttl else None
         )
         self._on_event = on_event
+        self._warned_standalone = False
         self._resolve_workspace = resolve_workspace
         self._on_token_refresh = on_token_refresh if on_token_refresh is not None else write_token_cookies
         self._sdk_factory = RequestSdkFactory(config, lambda: self.client.transport)
@@ -146,6 +147,12 @@ class QelosAuthBackend(AuthenticationBackend):
     async def authenticate(self, conn: HTTPConnection) -> Optional[Tuple[AuthCredentials, BaseUser]]:
         state = conn.scope.get(SCOPE_KEY)
         if not isinstance(state, RequestState):
+            if not self._warned_standalone:
+                self._warned_standalone = True
+                logger.warning(
+                    "QelosAuthBackend runs without QelosIntegratorMiddleware: users resolve, but refreshed or "
+                    "rotated cookies cannot reach the browser; use app.add_middleware(QelosIntegratorMiddleware, ...)"
+                )
             state = conn.scope[SCOPE_KEY] = RequestState()
         ctx = await self.resolve(conn, state)
         if ctx.user is None:

@@ -211,3 +211,26 @@ def test_websocket_refresh_sets_the_new_cookies_on_the_accept(world: World, http
     names = sorted(value.split("=", 1)[0] for key, value in headers if key == "set-cookie")
     assert names == ["q_access_token", "q_refresh_token"]
     assert world.fake.count("POST /api/token/refresh") == 1
+
+
+@pytest.mark.anyio
+async def test_the_backend_alone_in_starlettes_middleware_resolves_users_and_warns_once(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import httpx
+    from starlette.middleware.authentication import AuthenticationMiddleware
+
+    from qelos_integrator_fastapi import QelosAuthBackend
+
+    async def whoami(request: Request) -> JSONResponse:
+        return JSONResponse({"user": request.user.display_name, "qelos": request.state.qelos.user["_id"]})
+
+    app = Starlette(
+        routes=[Route("/", whoami)],
+        middleware=[Middleware(AuthenticationMiddleware, backend=QelosAuthBackend(config_for(world.fake)))],
+    )
+    headers = {"Authorization": f"Bearer {world.fake.issue_tokens(world.bob).access_token}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app.test") as http:
+        for _ in range(2):
+            assert (await http.get("/", headers=headers)).json() == {"user": "Bob Builder", "qelos": world.bob.id}
+    assert caplog.text.count("without QelosIntegratorMiddleware") == 1
