@@ -86,7 +86,14 @@ class QelosClient:
         return reply
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        reply = await self._call("POST", "/api/token/refresh", {"authorization": f"Bearer {refresh_token}"})
+        # Refresh tokens are single-use: giving up on an answer Qelos still commits would strand the
+        # browser with a spent token, so this call may take refresh_timeout rather than timeout.
+        reply = await self._call(
+            "POST",
+            "/api/token/refresh",
+            {"authorization": f"Bearer {refresh_token}"},
+            timeout=self._config.refresh_timeout,
+        )
         payload = reply.body.get("payload") if isinstance(reply.body, dict) else None
         token = payload.get("token") if isinstance(payload, dict) else None
         new_refresh = payload.get("refreshToken") if isinstance(payload, dict) else None
@@ -94,13 +101,16 @@ class QelosClient:
             raise QelosUnavailable("POST /api/token/refresh answered 200 without payload.token/refreshToken")
         return TokenPair(token, new_refresh)
 
-    async def _call(self, method: str, path: str, headers: Mapping[str, str]) -> Reply:
+    async def _call(
+        self, method: str, path: str, headers: Mapping[str, str], *, timeout: Optional[float] = None
+    ) -> Reply:
+        limit = self._config.timeout if timeout is None else timeout
         try:
             # httpx's own timeouts do not bind every transport (in-process ones), so bound it here too.
-            with anyio.fail_after(self._config.timeout):
-                response = await self.http.request(method, path, headers=dict(headers))
+            with anyio.fail_after(limit):
+                response = await self.http.request(method, path, headers=dict(headers), timeout=limit)
         except (httpx.TimeoutException, TimeoutError) as exc:
-            raise QelosUnavailable(f"{method} {path} timed out after {self._config.timeout}s") from exc
+            raise QelosUnavailable(f"{method} {path} timed out after {limit}s") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}") from exc
         set_cookies = response.headers.get_list("set-cookie")

@@ -66,6 +66,9 @@ class QelosConfig:
     sdk_options: Mapping[str, Any] = field(default_factory=dict)
     # Seconds for one upstream call to Qelos (connect, read, write and pool wait each).
     timeout: float = 5.0
+    # Seconds for POST /api/token/refresh: longer, because abandoning a refresh that Qelos still
+    # completes leaves the browser with a spent single-use refresh token.
+    refresh_timeout: float = 15.0
     # The Qelos tenant; names the session cookie qlt_<tenant[:8]>.
     tenant: str = "0"
     # Path given to Qelos session cookies relayed to the browser (Qelos itself uses /api).
@@ -107,12 +110,17 @@ class QelosConfig:
         if "app_url" in sdk_options and _validate_app_url(sdk_options.pop("app_url")) != self.app_url:
             raise QelosConfigError("sdk_options: appUrl/app_url differs from QelosConfig.app_url")
         object.__setattr__(self, "sdk_options", sdk_options)
-        for name in ("timeout", "identity_cache_ttl"):
+        for name in ("timeout", "refresh_timeout", "identity_cache_ttl"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
                 raise QelosConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if self.timeout == 0:
             raise QelosConfigError("timeout must be > 0 seconds; an auth middleware must never wait forever")
+        if self.refresh_timeout < self.timeout:
+            raise QelosConfigError(
+                f"refresh_timeout ({self.refresh_timeout}s) must be at least timeout ({self.timeout}s): a refresh "
+                "abandoned early may still spend the caller's single-use refresh token"
+            )
         for name in ("identity_cache_size", "max_credential_length", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -42,6 +42,7 @@ def test_defaults_match_the_seed() -> None:
         ({"timeout": 0}, "must never wait forever"),
         ({"timeout": -1}, "timeout must be a number"),
         ({"timeout": True}, "timeout must be a number"),
+        ({"timeout": 5, "refresh_timeout": 1}, "must be at least timeout"),
         ({"identity_cache_size": 0}, "positive integer"),
         ({"tenant": ""}, "tenant must be"),
         ({"session_cookie_path": "api"}, "must start with '/'"),

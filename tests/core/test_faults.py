@@ -156,3 +156,28 @@ async def test_require_user_makes_the_same_401_503_distinction() -> None:
         anonymous = await http.get("/private")
     assert (down.status_code, down.json()) == (503, {"detail": {"code": "QELOS_UNAVAILABLE"}})
     assert (anonymous.status_code, anonymous.json()) == (401, {"detail": {"code": "UNAUTHORIZED"}})
+
+
+async def test_a_slow_refresh_is_awaited_longer_than_identity_calls() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.inject("POST /api/token/refresh", latency=0.5)
+    app = fastapi_app(config_for(world.fake, require_auth=True, timeout=0.2, refresh_timeout=3.0))
+    async with client(app) as http:
+        response = await http.get("/me", headers=cookie_header(q_refresh_token=pair.refresh_token))
+    # Abandoning it at `timeout` would have let Qelos spend the single-use token unseen.
+    assert response.status_code == 200
+    assert response.json()["user"]["_id"] == world.alice.id
+    assert sorted(h.split("=", 1)[0] for h in set_cookie_headers(response)) == ["q_access_token", "q_refresh_token"]
+
+
+async def test_a_refresh_slower_than_refresh_timeout_is_503(caplog: pytest.LogCaptureFixture) -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.inject("POST /api/token/refresh", latency=2.0)
+    app = fastapi_app(config_for(world.fake, require_auth=True, timeout=0.1, refresh_timeout=0.3))
+    async with client(app) as http:
+        response = await http.get("/me", headers=cookie_header(q_refresh_token=pair.refresh_token))
+    assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
+    assert "POST /api/token/refresh timed out after 0.3s" in caplog.text
+    assert set_cookie_headers(response) == []
