@@ -121,8 +121,12 @@ def fake_server() -> Server:
     return Server("fake_server:app")
 
 
-def app_server(name: str, fake_url: str, *, python_flags: Sequence[str] = ()) -> Server:
-    return Server("apps:app", env={"BENCH_APP": name, "QELOS_APP_URL": fake_url}, python_flags=python_flags)
+def app_server(
+    name: str, fake_url: str, *, python_flags: Sequence[str] = (), env: Optional[Mapping[str, str]] = None
+) -> Server:
+    return Server(
+        "apps:app", env={**(env or {}), "BENCH_APP": name, "QELOS_APP_URL": fake_url}, python_flags=python_flags
+    )
 
 
 class FakeAdmin:
@@ -147,6 +151,32 @@ class FakeAdmin:
 
     def inject(self, endpoint: str, latency: float) -> None:
         self._client.post("/__inject", params={"endpoint": endpoint, "latency": latency}).raise_for_status()
+
+    def api_token(self, username: str = "alice") -> str:
+        token: str = (
+            self._client.post("/__api_token", params={"username": username}).raise_for_status().json()["api_token"]
+        )
+        return token
+
+    def session_cookie(self, username: str = "alice") -> Dict[str, str]:
+        cookie: Dict[str, str] = (
+            self._client.post("/__session", params={"username": username}).raise_for_status().json()
+        )
+        return cookie
+
+    def faults(self) -> Dict[str, Any]:
+        faults: Dict[str, Any] = self._client.get("/__faults").raise_for_status().json()
+        return faults
+
+    def clear_faults(self) -> None:
+        self._client.post("/__clear_faults").raise_for_status()
+
+    def live(self, kind: str, token: str) -> Dict[str, bool]:
+        """Does the refresh token or session cookie verify, and is it still recorded (not spent/rotated)?"""
+        state: Dict[str, bool] = (
+            self._client.post("/__live", params={"kind": kind, "token": token}).raise_for_status().json()
+        )
+        return state
 
     def close(self) -> None:
         self._client.close()

@@ -8,6 +8,12 @@ cached      the same with QelosConfig(identity_cache_ttl=60).
 soak        middleware, plus request-SDK routes GET /products (entities("products").get_list()) and
             GET /workspaces (workspaces.get_list()), GET /__sdk_url (the URL the entity manager would
             call) and an unauthenticated GET /__debug (gc objects, live httpx clients, tracemalloc).
+fault_open  for fault_soak.py: QelosConfig(require_auth=False, timeout=QELOS_TIMEOUT or 0.5); GET /optional
+            (OptionalQelosContext: user id and qelos.error), GET /required (require_user), GET /sdk
+            (require_user, then sdk.workspaces.get_list() and sdk.entities("notes").get_list(); an SDK
+            failure is answered 503 {"detail": {"code": "QELOS_UNAVAILABLE", "sdk_error": ...}}).
+fault_gated the same routes with require_auth=True (the middleware's own 401/503 bodies).
+fault_apikey the same routes with api_token=QELOS_API_TOKEN (service to service).
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, Optional, Union
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from qelos_sdk import QelosSDK
+from qelos_sdk.base_sdk import QelosAPIError
 
-from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
+from qelos_integrator_fastapi import OptionalQelosContext, QelosConfig, QelosContext, QelosIntegratorMiddleware
 
 APP_URL = os.environ.get("QELOS_APP_URL", "http://127.0.0.1:8100")
 
@@ -109,6 +116,36 @@ def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAP
     return app
 
 
+def fault_soak(*, require_auth: bool = False, api_token: Optional[str] = None) -> FastAPI:
+    app = FastAPI()
+    timeout = float(os.environ.get("QELOS_TIMEOUT", "0.5"))
+    config = QelosConfig(app_url=APP_URL, require_auth=require_auth, api_token=api_token, timeout=timeout)
+    app.add_middleware(QelosIntegratorMiddleware, config=config)
+
+    @app.get("/optional")
+    async def optional(qelos: OptionalQelosContext) -> Dict[str, Any]:
+        user = qelos.user if qelos is not None else None
+        return {"user": user.get("_id") if user else None, "error": qelos.error if qelos is not None else None}
+
+    @app.get("/required")
+    async def required(qelos: QelosContext) -> Dict[str, Any]:
+        return {"user": (qelos.user or {}).get("_id")}
+
+    @app.get("/sdk")
+    async def sdk(qelos: QelosContext) -> Dict[str, Any]:
+        # The handler's own Qelos calls: their failures are the app's to answer (here as a 503).
+        try:
+            workspaces = await qelos.sdk.workspaces.get_list()
+            notes = await qelos.sdk.entities("notes").get_list()
+        except (QelosAPIError, httpx.HTTPError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:120]
+            detail = {"code": "QELOS_UNAVAILABLE", "sdk_error": reason}
+            raise HTTPException(status_code=503, detail=detail, headers={"Retry-After": "5"}) from None
+        return {"user": (qelos.user or {}).get("_id"), "workspaces": len(workspaces), "notes": len(notes)}
+
+    return app
+
+
 def build(name: str) -> FastAPI:
     if name == "bare":
         return bare()
@@ -120,7 +157,14 @@ def build(name: str) -> FastAPI:
         return middleware(identity_cache_ttl=60)
     if name == "soak":
         return middleware(soak=True)
-    raise SystemExit(f"BENCH_APP must be bare, floor, middleware, cached or soak; got {name!r}")
+    if name == "fault_open":
+        return fault_soak()
+    if name == "fault_gated":
+        return fault_soak(require_auth=True)
+    if name == "fault_apikey":
+        return fault_soak(api_token=os.environ["QELOS_API_TOKEN"])
+    names = "bare, floor, middleware, cached, soak, fault_open, fault_gated or fault_apikey"
+    raise SystemExit(f"BENCH_APP must be {names}; got {name!r}")
 
 
 app = build(os.environ.get("BENCH_APP", "bare"))

@@ -2,12 +2,16 @@
 
 GET /__stats (upstream calls by endpoint since the last reset), POST /__reset, POST /__mint?username=alice
 (an oauth pair for the user's first workspace), POST /__advance?seconds=N (the fake's clock),
-POST /__inject?endpoint=POST%20/api/token/refresh&latency=0.2. Everything else is FakeQelos.
+POST /__inject?endpoint=POST%20/api/token/refresh&latency=0.2 (also status=, malformed=1, drop=1, times=,
+message=). For fault_soak.py: POST /__api_token?username=alice (an x-api-key token for a year),
+POST /__session?username=alice (a qlt_ session cookie), GET /__faults (injected and taken fault calls),
+POST /__clear_faults, POST /__live?kind=refresh|cookie&token=... (is the credential valid, and is its
+tokenIdentifier still recorded, i.e. not spent by a refresh or rotated away). Everything else is FakeQelos.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,6 +29,9 @@ COUNTED = {
 fake = FakeQelos()
 users: Dict[str, FakeUser] = {}
 home: Dict[str, FakeWorkspace] = {}
+# (endpoint, kind, times, fault object): what /__inject added, to tell injected from taken fault calls.
+injected: List[Tuple[str, str, int, Any]] = []
+YEAR = 365 * 86400.0
 
 
 def _seed() -> None:
@@ -39,6 +46,10 @@ def _seed() -> None:
     )
     for name, price in (("Anvil", 49.5), ("Rocket skates", 120), ("Giant magnet", 15)):
         fake.add_entity("products", {"name": name, "price": price, "active": True}, user=alice, workspace=acme)
+    # User-scoped, so readable with the workspace-less tokens that a second refresh yields (as in Qelos).
+    fake.add_blueprint("notes", properties={"text": "string"}, permission_scope="user")
+    for user in (alice, bob):
+        fake.add_entity("notes", {"text": f"a note of {user.username}"}, user=user, workspace=acme)
     users.update(alice=alice, bob=bob)
     home.update(alice=acme, bob=acme)
 
@@ -59,6 +70,7 @@ async def _admin(request: Request) -> JSONResponse:
     if (method, path) == ("POST", "/__reset"):
         fake.reset_log()
         fake.clear_faults()
+        injected.clear()
         return JSONResponse(_stats())
     if (method, path) == ("POST", "/__mint"):
         username = request.query_params.get("username", "alice")
@@ -70,9 +82,77 @@ async def _admin(request: Request) -> JSONResponse:
         fake.clock.advance(float(request.query_params["seconds"]))
         return JSONResponse({"now": fake.clock.now()})
     if (method, path) == ("POST", "/__inject"):
-        fake.inject(request.query_params["endpoint"], latency=float(request.query_params.get("latency", "0")))
-        return JSONResponse({"injected": request.query_params["endpoint"]})
+        return _inject(request)
+    if (method, path) == ("GET", "/__faults"):
+        return JSONResponse(_faults())
+    if (method, path) == ("POST", "/__clear_faults"):
+        fake.clear_faults()
+        return JSONResponse(_faults())
+    if (method, path) == ("POST", "/__api_token"):
+        user = users.get(request.query_params.get("username", "alice"))
+        if user is None:
+            return JSONResponse({"message": "no such user"}, status_code=404)
+        token = fake.add_api_token(user, workspace=home[user.username], expires_in=YEAR)
+        return JSONResponse({"api_token": token})
+    if (method, path) == ("POST", "/__session"):
+        user = users.get(request.query_params.get("username", "alice"))
+        if user is None:
+            return JSONResponse({"message": "no such user"}, status_code=404)
+        cookie = fake.issue_session_cookie(user, workspace=home[user.username])
+        return JSONResponse({"name": fake.session_cookie_name, "value": cookie})
+    if (method, path) == ("POST", "/__live"):
+        return JSONResponse(_live(request.query_params["kind"], request.query_params["token"]))
     return JSONResponse({"message": f"no admin route {method} {path}"}, status_code=404)
+
+
+def _inject(request: Request) -> JSONResponse:
+    params = request.query_params
+    endpoint = params["endpoint"]
+    status = int(params["status"]) if "status" in params else None
+    times = int(params["times"]) if "times" in params else None
+    malformed, drop = params.get("malformed") == "1", params.get("drop") == "1"
+    body: Optional[Dict[str, str]] = {"message": params["message"]} if "message" in params else None
+    fake.inject(
+        endpoint,
+        status=status,
+        body=body,
+        latency=float(params.get("latency", "0")),
+        malformed=malformed,
+        drop=drop,
+        times=times,
+    )
+    if times is not None:
+        # FakeQelos keeps no handle on its faults; the newest one is the one just added.
+        fault = fake._faults._faults[-1]
+        injected.append((endpoint, params.get("kind", "?"), times, fault))
+    return JSONResponse({"injected": endpoint})
+
+
+def _faults() -> Dict[str, Any]:
+    """Fault calls injected with times=, how many were taken by upstream calls, and by (endpoint, kind)."""
+    by_kind: Dict[str, int] = {}
+    taken = pending = 0
+    live = {id(fault) for fault in fake._faults._faults}
+    for endpoint, kind, times, fault in injected:
+        # `remaining` counts down as calls take the fault; a cleared fault keeps what it had left.
+        used = times - int(fault.remaining)
+        if id(fault) in live:
+            pending += int(fault.remaining)
+        taken += used
+        key = f"{endpoint} | {kind}"
+        by_kind[key] = by_kind.get(key, 0) + used
+    return {"upstream": len(fake.requests), "taken": taken, "pending": pending, "by_kind": by_kind}
+
+
+def _live(kind: str, token: str) -> Dict[str, bool]:
+    """Whether `token` verifies, and whether its tokenIdentifier is still recorded (not spent or rotated)."""
+    services = fake._services
+    payload = services.signer.verify_refresh(token) if kind == "refresh" else services.signer.verify_access(token)
+    if payload is None:
+        return {"valid": False, "live": False}
+    identifier = payload.get("tokenIdentifier")
+    records = services.store.tokens.get(str(payload.get("sub")), [])
+    return {"valid": True, "live": any(record.identifier == identifier for record in records)}
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
