@@ -181,3 +181,15 @@ async def test_a_refresh_slower_than_refresh_timeout_is_503(caplog: pytest.LogCa
     assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
     assert "POST /api/token/refresh timed out after 0.3s" in caplog.text
     assert set_cookie_headers(response) == []
+
+
+async def test_cookies_land_on_the_middlewares_own_401() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.inject("GET /api/me", status=401, body={"message": "authorization token is not valid."})
+    app = fastapi_app(config_for(world.fake, require_auth=True))
+    async with client(app) as http:
+        response = await http.get("/me", headers=cookie_header(q_refresh_token=pair.refresh_token))
+    assert (response.status_code, response.json()) == (401, {"code": "UNAUTHORIZED"})
+    # The refresh spent the old token; its successor must still reach the browser.
+    assert sorted(h.split("=", 1)[0] for h in set_cookie_headers(response)) == ["q_access_token", "q_refresh_token"]
