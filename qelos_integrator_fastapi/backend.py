@@ -216,7 +216,7 @@ class QelosAuthBackend(AuthenticationBackend):
         if self.cache is None:
             return await self._fetch(state, ctx)
         credential = self.config.api_token or ctx.tokens.access_token or (state.session_cookie or ("", ""))[1]
-        identity, hit = await self.cache.get_or_fetch(f"{ctx.mode.value}:{credential}", lambda: self._fetch(state, ctx))
+        identity, hit = await self.cache.get_or_fetch(credential, lambda: self._fetch(state, ctx), kind=ctx.mode.value)
         self._emit(events.CACHE_HIT if hit else events.CACHE_MISS, conn, ctx)
         return identity
 

@@ -39,9 +39,11 @@ class IdentityCache(Generic[T]):
         self.hits = 0
         self.misses = 0
 
-    async def get_or_fetch(self, credential: str, fetch: Callable[[], Awaitable[T]]) -> Tuple[T, bool]:
-        """The identity for ``credential`` and whether it came from memory."""
-        key = hashlib.sha256(credential.encode()).hexdigest()
+    async def get_or_fetch(
+        self, credential: str, fetch: Callable[[], Awaitable[T]], *, kind: str = ""
+    ) -> Tuple[T, bool]:
+        """The identity for ``credential`` (of a ``kind``, such as the auth mode) and whether it came from memory."""
+        key = hashlib.sha256(f"{kind}\0{credential}".encode()).hexdigest()
         while True:
             entry = self._fresh(key)
             if entry is not None:
