@@ -172,7 +172,7 @@ class QelosAuthBackend(AuthenticationBackend):
         )
         state.context = ctx
         state.session_cookie = credentials.session_cookie
-        state.secure = conn.url.scheme in ("https", "wss")
+        state.secure = conn.scope.get("scheme") in ("https", "wss")
         conn.scope.setdefault("state", {})["qelos"] = ctx
         if credentials.mode is AuthMode.ANONYMOUS:
             return ctx

@@ -70,6 +70,8 @@ class CookieBuffer:
     def flush_into(self, headers: MutableHeaders) -> None:
         """Append the buffered cookies to a response's headers; cookies the app set itself win."""
         self._started = True
+        if not self._cookies:
+            return
         own = {_cookie_name(value) for key, value in headers.items() if key == "set-cookie"}
         for (name, _, _), value in self._cookies.items():
             if name not in own:
@@ -78,6 +80,8 @@ class CookieBuffer:
     def flush_into_list(self, raw: List[Tuple[bytes, bytes]]) -> List[Tuple[bytes, bytes]]:
         """The same as flush_into, for a raw ASGI header list (websocket.accept)."""
         self._started = True
+        if not self._cookies:
+            return raw
         own = {_cookie_name(v.decode("latin-1")) for k, v in raw if k.lower() == b"set-cookie"}
         extra = [(b"set-cookie", value) for (name, _, _), value in self._cookies.items() if name not in own]
         return [*raw, *extra]

@@ -87,7 +87,10 @@ class RequestSdkFactory:
     def __init__(self, config: QelosConfig, pool: Callable[[], httpx.AsyncBaseTransport]) -> None:
         self._config = config
         self._pool = pool
+        self._timeout = httpx.Timeout(config.timeout)
         self._fallback = False
+        # The clone's wiring depends only on qelos-sdk's shape: checked on the first build, then trusted.
+        self._verified = False
 
     def build(
         self,
@@ -97,9 +100,7 @@ class RequestSdkFactory:
         relay_set_cookies: Optional[RelaySetCookies] = None,
     ) -> QelosSDK:
         http = httpx.AsyncClient(
-            transport=_RequestTransport(
-                self._pool, httpx.Timeout(self._config.timeout), refresh_after_401, relay_set_cookies
-            ),
+            transport=_RequestTransport(self._pool, self._timeout, refresh_after_401, relay_set_cookies),
             cookies=no_cookie_jar(),
             timeout=self._config.timeout,
             trust_env=False,
@@ -169,7 +170,14 @@ class RequestSdkFactory:
 
         # Entity managers are built per blueprint key on demand; ours are clones, not new clients.
         blueprints.entities_of = entities_of  # type: ignore[method-assign]
-        if not _is_rewired(sdk, http, options, memo):
+        if self._verified:
+            return sdk
+        sdk.entities("__check__")  # an entity manager built on demand must be rewired too
+        rewired = _is_rewired(sdk, http, options, memo)
+        blueprints._entities.clear()
+        if rewired:
+            self._verified = True
+        else:
             self._fallback = True
             logger.warning(
                 "qelos-sdk %s has a shape this integrator does not know; building the request SDK the slow "
