@@ -26,32 +26,20 @@ COUNTED = {
     "entities": "GET /api/blueprints/*/entities",
 }
 
-fake = FakeQelos()
-users: Dict[str, FakeUser] = {}
-home: Dict[str, FakeWorkspace] = {}
+# The demo seed (alice and bob, Acme and Globex Corporation, products), plus what the benchmarks add.
+fake = FakeQelos.demo()
+users: Dict[str, FakeUser] = {name: fake.user(name) for name in ("alice", "bob")}
+home: Dict[str, FakeWorkspace] = {name: fake.workspace("Acme") for name in ("alice", "bob")}
 # (endpoint, kind, times, fault object): what /__inject added, to tell injected from taken fault calls.
 injected: List[Tuple[str, str, int, Any]] = []
 YEAR = 365 * 86400.0
 
 
 def _seed() -> None:
-    alice = fake.add_user("alice", "alice-pass", "alice@example.com", first_name="Alice", last_name="Liddell")
-    bob = fake.add_user("bob", "bob-pass", "bob@example.com", first_name="Bob", last_name="Builder")
-    acme = fake.add_workspace("Acme", members={alice: ["admin", "user"], bob: ["user"]}, labels=["*"])
-    fake.add_workspace("Globex Corporation", members={alice: ["admin", "user"]}, labels=["*"])
-    fake.add_blueprint(
-        "products",
-        properties={"name": {"type": "string", "required": True}, "price": "number", "active": "boolean"},
-        permission_scope="workspace",
-    )
-    for name, price in (("Anvil", 49.5), ("Rocket skates", 120), ("Giant magnet", 15)):
-        fake.add_entity("products", {"name": name, "price": price, "active": True}, user=alice, workspace=acme)
     # User-scoped, so readable with the workspace-less tokens that a second refresh yields (as in Qelos).
     fake.add_blueprint("notes", properties={"text": "string"}, permission_scope="user")
-    for user in (alice, bob):
-        fake.add_entity("notes", {"text": f"a note of {user.username}"}, user=user, workspace=acme)
-    users.update(alice=alice, bob=bob)
-    home.update(alice=acme, bob=acme)
+    for user in users.values():
+        fake.add_entity("notes", {"text": f"a note of {user.username}"}, user=user, workspace=home[user.username])
 
 
 _seed()
