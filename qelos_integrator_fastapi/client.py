@@ -12,11 +12,13 @@ from typing import Any, Dict, List, Mapping, Optional
 import anyio
 import httpx
 
+from . import _log_redaction
 from .config import QelosConfig
 from .context import TokenPair
 from .errors import QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
+_log_redaction.install()
 
 
 @dataclass

@@ -140,3 +140,23 @@ async def test_no_token_reaches_logs_or_reprs_through_a_full_refresh(caplog: pyt
     for secret in secrets:
         assert secret not in output
         assert secret[20:60] not in output
+
+
+async def test_refresh_tokens_in_query_strings_are_masked_in_httpx_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    world = make_world()
+    world.fake.set_social_user(world.bob)
+    app = FastAPI()
+    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake))
+
+    @app.get("/auth/callback")
+    async def callback(rt: str, request: Request) -> dict[str, str]:
+        await request.state.qelos.sdk.authentication.exchange_auth_callback(rt)
+        return {"ok": "yes"}
+
+    rt = world.fake.issue_tokens(world.bob).refresh_token
+    async with client(app) as http:
+        response = await http.get("/auth/callback", params={"rt": rt})
+    assert response.json() == {"ok": "yes"}
+    assert "/api/auth/callback?rt=***" in caplog.text
+    assert rt not in caplog.text
