@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from starlette.responses import Response
 
 from ._call import Call
-from ._entity_query import UnsupportedQuery, parse_entity_query
+from ._entity_query import EntityQuery, UnsupportedQuery, parse_entity_query
 from ._entity_rules import InvalidEntity, Scopes, permitted_scopes, valid_metadata
 from ._http import Problem, empty, json_response, message
 from ._identity import Caller, gateway_user
@@ -20,12 +20,7 @@ _DEPRECATION_HEADERS = {
 
 async def list_entities(call: Call) -> Response:
     caller, blueprint = _resolve(call)
-    scopes = _require_scopes(caller, blueprint, "read", _bypass_admin(call))
-    try:
-        records = _visible(call, caller, blueprint, scopes)
-        query = parse_entity_query(call.request.url.query, blueprint.properties)
-    except UnsupportedQuery:
-        return message(500, "something went wrong with entities")
+    query, records = _readable(call, caller, blueprint)
     selected = query.select(entity_document(record) for record in records)
     flat = _is_flat(call)
     return _entity_json(call, [_shape(document, flat, with_version=False) for document in selected])
@@ -35,14 +30,20 @@ async def count_entities(call: Call) -> Response:
     caller, blueprint = _resolve(call)
     if caller is None:
         return empty(401)
+    query, records = _readable(call, caller, blueprint)
+    query.limit, query.skip = None, 0
+    return json_response({"count": len(query.select(entity_document(record) for record in records))})
+
+
+def _readable(call: Call, caller: Optional[Caller], blueprint: Blueprint) -> Tuple[EntityQuery, List[EntityRecord]]:
+    """The list query of the request and the records the caller may read (list and count share it)."""
     scopes = _require_scopes(caller, blueprint, "read", _bypass_admin(call))
     try:
         records = _visible(call, caller, blueprint, scopes)
         query = parse_entity_query(call.request.url.query, blueprint.properties)
     except UnsupportedQuery:
-        return message(500, "something went wrong with entities")
-    query.limit, query.skip = None, 0
-    return json_response({"count": len(query.select(entity_document(record) for record in records))})
+        raise Problem(message(500, "something went wrong with entities")) from None
+    return query, records
 
 
 async def get_entity(call: Call) -> Response:
