@@ -1,0 +1,74 @@
+"""The demo's HTML pages, shared by the FastAPI and the Starlette app; each app only finds the context.
+
+``qelos`` is the request's QelosRequestContext (None when there is none); ``embedded`` says whether
+the demo runs on its own FakeQelos (then it can offer the fake's demo users and social logins).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+from urllib.parse import parse_qsl
+
+from qelos_sdk import QelosAPIError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from examples import pages
+from examples.demo_qelos import DEMO_USERS
+from qelos_integrator_fastapi import QelosRequestContext, WorkspaceSwitchError
+from qelos_integrator_fastapi.routes import QELOS_PROVIDERS
+
+
+def _signed_in(qelos: Optional[QelosRequestContext]) -> Optional[QelosRequestContext]:
+    return qelos if qelos is not None and qelos.user is not None else None
+
+
+async def login(request: Request, qelos: Optional[QelosRequestContext], *, embedded: bool) -> Response:
+    if _signed_in(qelos) is not None:
+        return RedirectResponse("/", status_code=303)
+    return HTMLResponse(
+        pages.login_page(
+            error=request.query_params.get("error"),
+            next_path=request.query_params.get("next", "/"),
+            hint=pages.demo_hint(DEMO_USERS) if embedded else [],
+            providers=("github", "google") if embedded else QELOS_PROVIDERS,
+        )
+    )
+
+
+async def home(request: Request, qelos: Optional[QelosRequestContext]) -> Response:
+    signed_in = _signed_in(qelos)
+    if signed_in is None or signed_in.user is None:
+        return RedirectResponse("/login", status_code=303)
+    return HTMLResponse(
+        pages.home_page(
+            user=signed_in.user,
+            workspace=signed_in.workspace,
+            workspaces=signed_in.workspaces,
+            mode=signed_in.mode.value,
+            notice=request.query_params.get("notice"),
+        )
+    )
+
+
+async def switch_workspace(request: Request, qelos: Optional[QelosRequestContext]) -> Response:
+    signed_in = _signed_in(qelos)
+    if signed_in is None:
+        return RedirectResponse("/login", status_code=303)
+    workspace_id = dict(parse_qsl((await request.body()).decode("utf-8", "replace"))).get("workspace_id", "")
+    try:
+        # Session mode: Qelos signs a new session cookie for that workspace; it reaches the browser now.
+        await signed_in.activate_workspace(workspace_id)
+    except WorkspaceSwitchError:
+        return RedirectResponse("/?notice=token-mode", status_code=303)
+    except QelosAPIError:
+        return RedirectResponse("/?notice=switch-failed", status_code=303)
+    return RedirectResponse("/?notice=switched", status_code=303)
+
+
+async def products(qelos: Optional[QelosRequestContext]) -> Response:
+    signed_in = _signed_in(qelos)
+    if signed_in is None:
+        return RedirectResponse("/login?next=/products", status_code=303)
+    items: List[Dict[str, Any]] = await signed_in.sdk.entities("products").get_list()
+    return HTMLResponse(pages.products_page(workspace=signed_in.workspace, products=items))
