@@ -97,7 +97,14 @@ class RequestState:
         # The Qelos session cookie to send upstream; follows rotations Qelos makes during the request.
         self.session_cookie: Optional[Tuple[str, str]] = None
         self.secure = False
-        self.refresh_lock = anyio.Lock()
+        self._refresh_lock: Optional[anyio.Lock] = None
+
+    @property
+    def refresh_lock(self) -> anyio.Lock:
+        """Serialises refreshes after a 401 within the request; made only when an SDK call needs it."""
+        if self._refresh_lock is None:
+            self._refresh_lock = anyio.Lock()
+        return self._refresh_lock
 
     def relay(self, config: QelosConfig, set_cookies: List[str]) -> None:
         """Carry Qelos session-cookie changes to the browser, rewritten for the app (see cookies.py)."""
