@@ -36,8 +36,6 @@ class IdentityCache(Generic[T]):
         self._wall_clock = wall_clock
         self._entries: OrderedDict[str, Tuple[float, T]] = OrderedDict()
         self._pending: Dict[str, anyio.Event] = {}
-        self.hits = 0
-        self.misses = 0
 
     async def get_or_fetch(
         self, credential: str, fetch: Callable[[], Awaitable[T]], *, kind: str = ""
@@ -47,7 +45,6 @@ class IdentityCache(Generic[T]):
         while True:
             entry = self._fresh(key)
             if entry is not None:
-                self.hits += 1
                 return copy.deepcopy(entry), True
             pending = self._pending.get(key)
             if pending is None:
@@ -56,7 +53,6 @@ class IdentityCache(Generic[T]):
             if self._fresh(key) is None:
                 # The shared lookup failed; this request asks Qelos itself.
                 break
-        self.misses += 1
         done = self._pending.setdefault(key, anyio.Event())
         try:
             value = await fetch()
@@ -66,9 +62,6 @@ class IdentityCache(Generic[T]):
             if self._pending.get(key) is done:
                 del self._pending[key]
             done.set()
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

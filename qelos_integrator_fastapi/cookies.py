@@ -56,14 +56,6 @@ class CookieBuffer:
     ) -> None:
         self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite)
 
-    def set_raw(self, key: str, path: str, domain: Optional[str], header_value: str) -> None:
-        """Store an already formatted Set-Cookie value (a relayed Qelos cookie)."""
-        self._store(key, path, domain, header_value.encode("latin-1"))
-
-    @property
-    def started(self) -> bool:
-        return self._started
-
     def names(self) -> List[str]:
         return [name for name, _, _ in self._cookies]
 

@@ -45,7 +45,6 @@ class Refresher:
         self._clock = clock
         self._flights: Dict[str, _Flight] = {}
         self._successors: OrderedDict[str, Tuple[float, TokenPair]] = OrderedDict()
-        self.upstream_calls = 0
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         key = fingerprint(refresh_token)
@@ -68,7 +67,6 @@ class Refresher:
 
     async def _fly(self, key: str, refresh_token: str, flight: _Flight) -> None:
         try:
-            self.upstream_calls += 1
             flight.result = await self._refresh(refresh_token)
             self._remember(key, flight.result)
         except QelosError as exc:
