@@ -62,7 +62,9 @@ def demo_qelos() -> DemoQelos:
 
     from qelos_integrator_fastapi.testing import FakeQelos
 
-    fake = FakeQelos.demo()
+    # The demo is served over plain http on localhost: an http app_url leaves the q_* token cookies
+    # without Secure (Secure follows app_url), so every browser sends them back to it.
+    fake = FakeQelos.demo(url="http://qelos.test")
     config = QelosConfig(app_url=fake.url, transport=fake.transport, tenant=fake.tenant, skip_paths=[FAKE_PREFIX])
     return DemoQelos(config, secret_key, mode, public_url=FAKE_PREFIX, fake_app=_Unprefixed(fake, FAKE_PREFIX))
 

@@ -27,7 +27,7 @@ from qelos_integrator_fastapi.routes import (
 from qelos_integrator_fastapi.testing import FakeQelos
 
 SECRET = "test-secret-key-of-some-length"
-BASE = "http://app.test"
+BASE = "https://app.test"
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ class TestPasswordLogin:
             assert login.json()["workspace"]["name"] == "Acme"
             (cookie,) = set_cookies(login, "qlt_0")
             assert "Path=/;" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
-            assert "Domain" not in cookie and "Secure" not in cookie
+            assert "Domain" not in cookie and "Secure" in cookie
             assert (await http.get("/whoami")).json() == {"user": "alice", "mode": "session"}
         (signin,) = [r for r in fake.requests if r.path == "/api/signin"]
         assert fake.count("POST /api/signin") == 1

@@ -27,7 +27,7 @@ class Recorder:
 
 
 def build(recorder: Recorder, tokens: TokenPair, **options: Any) -> tuple[QelosSDK, QelosClient]:
-    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder), **options)
+    config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder), **options)
     client = QelosClient(config)
     factory = RequestSdkFactory(config, lambda: client.transport)
     ctx = QelosRequestContext(tokens=tokens)
@@ -56,7 +56,7 @@ async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> No
         "/api/workspaces",
     ]
     # Every module, entity managers built on demand included, talks to the configured Qelos.
-    assert {str(r.url.copy_with(path="/", query=None)) for r in recorder.requests} == {"http://qelos.test/"}
+    assert {str(r.url.copy_with(path="/", query=None)) for r in recorder.requests} == {"https://qelos.test/"}
     assert all(r.headers["authorization"] == "Bearer access-1" for r in recorder.requests)
     await close_request_sdk(sdk)
     assert not client.http.is_closed  # the pool outlives the request SDK
@@ -66,7 +66,7 @@ async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> No
 async def test_each_request_gets_its_own_sdk_and_headers() -> None:
     recorder = Recorder()
     first, client = build(recorder, TokenPair("access-1"))
-    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder))
+    config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     second = RequestSdkFactory(config, lambda: client.transport).build(
         QelosRequestContext(tokens=TokenPair("access-2")), lambda: None
     )
@@ -85,7 +85,7 @@ async def test_each_request_gets_its_own_sdk_and_headers() -> None:
 async def test_sdk_follows_tokens_mutated_after_construction() -> None:
     recorder = Recorder()
     tokens = TokenPair("old")
-    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder))
+    config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     client = QelosClient(config)
     ctx = QelosRequestContext(tokens=tokens)
     sdk = RequestSdkFactory(config, lambda: client.transport).build(ctx, lambda: None)
@@ -135,7 +135,7 @@ async def test_an_unknown_sdk_shape_falls_back_with_one_warning(
     monkeypatch.setattr(prototype, "events", rogue)
     recorder = Recorder()
     caplog.set_level(logging.WARNING, "qelos_integrator_fastapi")
-    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(recorder))
+    config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     client = QelosClient(config)
     factory = RequestSdkFactory(config, lambda: client.transport)
     sdks = [factory.build(QelosRequestContext(tokens=TokenPair("a")), lambda: None) for _ in range(2)]

@@ -39,7 +39,7 @@ class FakeQelos:
         *,
         tenant: str = "0",
         clock: Optional[FakeClock] = None,
-        url: str = "http://qelos.test",
+        url: str = "https://qelos.test",
         access_token_ttl: float = 300 * 60.0,
         refresh_token_ttl: float = 30 * _DAY,
         cookie_token_ttl: float = 30 * _DAY,

@@ -20,7 +20,7 @@ class World:
     globex: FakeWorkspace
 
 
-def make_world(url: str = "http://qelos.test") -> World:
+def make_world(url: str = "https://qelos.test") -> World:
     fake = FakeQelos(url=url)
     alice = fake.add_user(
         username="alice",

@@ -140,7 +140,7 @@ async def test_skip_paths_leave_no_context_and_call_nothing_upstream() -> None:
 
 
 async def test_skip_paths_match_whole_segments_only() -> None:
-    config = QelosConfig(app_url="http://qelos.test", skip_paths=["/health", "/static/"])
+    config = QelosConfig(app_url="https://qelos.test", skip_paths=["/health", "/static/"])
     assert config.is_skipped("/health")
     assert config.is_skipped("/health/live")
     assert not config.is_skipped("/healthz")

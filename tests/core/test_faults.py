@@ -96,7 +96,7 @@ async def test_unreachable_qelos_is_503_not_401() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    config = QelosConfig(app_url="http://qelos.test", transport=httpx.MockTransport(refuse), require_auth=True)
+    config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(refuse), require_auth=True)
     async with client(fastapi_app(config)) as http:
         response = await http.get("/me", headers={"Authorization": "Bearer a.b.c"})
     assert response.status_code == 503

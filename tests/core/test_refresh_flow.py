@@ -34,7 +34,7 @@ async def test_expired_access_token_is_refreshed_once_and_cookies_set_once() -> 
         assert "HttpOnly" in header
         assert "SameSite=lax" in header
         assert "Path=/" in header
-        assert "Secure" not in header  # app_url is http://
+        assert "Secure" in header  # app_url is https://
         assert "Max-Age=" in header  # sized from the token's exp claim
     new_access = next(h for h in headers if h.startswith("q_access_token=")).split(";")[0].split("=", 1)[1]
     assert new_access != pair.access_token

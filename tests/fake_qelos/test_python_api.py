@@ -38,6 +38,8 @@ def test_defaults_and_reprs() -> None:
     assert user.roles == ["user"]
     assert repr(fake) == "FakeQelos(tenant='0', url='http://qelos.test')"
     assert "amy-pass" not in repr(user)
+    # https by default, as a real Qelos is served: Secure cookies then travel as they would there.
+    assert FakeQelos().url == "https://qelos.test"
     assert repr(workspace) == f"FakeWorkspace(id={workspace.id!r}, name='W')"
 
 
