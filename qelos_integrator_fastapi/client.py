@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, Dict, List, Mapping, Optional
 
 import anyio
@@ -138,9 +138,19 @@ def _hint(response: httpx.Response) -> str:
     return f" ({message[:200]})" if isinstance(message, str) else ""
 
 
-def no_cookie_jar() -> httpx.Cookies:
-    """A jar that stores nothing: a shared client must never carry one caller's cookie to another."""
-    return httpx.Cookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
+class _NoCookieJar(CookieJar):
+    """Stores nothing: a client shared by callers must never carry one caller's cookie to another."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+def no_cookie_jar() -> CookieJar:
+    # A bare CookieJar, never wrapped in httpx.Cookies: httpx copies a wrapped jar into a default one.
+    return _NoCookieJar()
 
 
 def _current_loop() -> object:
