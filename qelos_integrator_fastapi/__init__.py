@@ -11,13 +11,14 @@ from ._lazy import lazy_exports
 if TYPE_CHECKING:
     from .backend import QelosAuthBackend, QelosUser
     from .config import QelosConfig, QelosConfigError
-    from .context import QelosRequestContext, TokenPair, TokenRefreshContext
-    from .cookies import CookieBuffer, write_token_cookies
-    from .credentials import AuthMode
+    from .context import QelosRequestContext
+    from .cookies import CookieBuffer
+    from .credentials import AuthMode, TokenPair
     from .dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext, get_qelos, require_user
     from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
     from .events import QelosEvent
     from .middleware import QelosIntegratorMiddleware
+    from .refresh import TokenRefreshContext, write_token_cookies
     from .routes import create_qelos_auth_router, create_qelos_auth_routes
 
 _EXPORTS: Dict[str, str] = {
@@ -36,14 +37,14 @@ _EXPORTS: Dict[str, str] = {
     "QelosUnauthorized": "errors",
     "QelosUnavailable": "errors",
     "QelosUser": "backend",
-    "TokenPair": "context",
-    "TokenRefreshContext": "context",
+    "TokenPair": "credentials",
+    "TokenRefreshContext": "refresh",
     "WorkspaceSwitchError": "errors",
     "create_qelos_auth_router": "routes",
     "create_qelos_auth_routes": "routes",
     "get_qelos": "dependencies",
     "require_user": "dependencies",
-    "write_token_cookies": "cookies",
+    "write_token_cookies": "refresh",
 }
 
 __all__ = [

@@ -7,12 +7,12 @@ import httpx
 from starlette.requests import Request
 
 from ._problem import Problem
-from .backend import OnTokenRefresh
-from .client import auth_headers, no_cookie_jar
+from .client import no_cookie_jar
 from .config import QelosConfig
-from .context import QelosRequestContext, TokenPair, TokenRefreshContext
-from .cookies import CookieBuffer, parse_set_cookie, relay_to_app, write_token_cookies
-from .credentials import AuthMode, read_credentials
+from .context import QelosRequestContext
+from .cookies import CookieBuffer, parse_set_cookie, relay_to_app
+from .credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from .refresh import OnTokenRefresh, TokenRefreshContext, write_token_cookies
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 

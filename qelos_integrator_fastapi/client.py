@@ -7,15 +7,15 @@ import json
 import logging
 from dataclasses import dataclass, field
 from http.cookiejar import Cookie, CookieJar
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Union
 
 import anyio
 import httpx
 
 from . import _log_redaction
 from .config import QelosConfig
-from .context import TokenPair
-from .errors import QelosUnauthorized, QelosUnavailable
+from .credentials import TokenPair
+from .errors import QelosError, QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 _log_redaction.install()
@@ -24,6 +24,19 @@ _log_redaction.install()
 @dataclass
 class Reply:
     body: Any
+    set_cookies: List[str] = field(default_factory=list)
+
+
+Workspace = Dict[str, Any]
+
+
+@dataclass
+class Identity:
+    """Who a credential belongs to: the ``/api/me`` user and the ``/api/workspaces`` list."""
+
+    user: Dict[str, Any]
+    workspaces: List[Workspace]
+    # Session-cookie changes Qelos made while answering (a silent rotation), to relay to the browser.
     set_cookies: List[str] = field(default_factory=list)
 
 
@@ -73,6 +86,28 @@ class QelosClient:
             await self._http.aclose()
         self._http = None
         self._transport = None
+
+    async def identify(self, headers: Mapping[str, str]) -> Identity:
+        """``/api/me`` and ``/api/workspaces`` side by side; a failed workspace list leaves it empty."""
+        replies: Dict[str, Union[Reply, QelosError]] = {}
+
+        async def call(name: str, fetch: Callable[[Mapping[str, str]], Awaitable[Reply]]) -> None:
+            try:
+                replies[name] = await fetch(headers)
+            except QelosError as exc:
+                replies[name] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "me", self.me)
+            tg.start_soon(call, "workspaces", self.workspaces)
+        me, workspaces = replies["me"], replies["workspaces"]
+        set_cookies = [c for reply in (me, workspaces) if isinstance(reply, Reply) for c in reply.set_cookies]
+        if isinstance(me, QelosError):
+            raise me
+        if isinstance(workspaces, QelosError):
+            logger.warning("the Qelos user resolved but the workspace list did not (%s); workspaces is []", workspaces)
+            return Identity(me.body, [], set_cookies)
+        return Identity(me.body, workspaces.body, set_cookies)
 
     async def me(self, headers: Mapping[str, str]) -> Reply:
         reply = await self._call("GET", "/api/me", headers)
@@ -160,16 +195,3 @@ def _current_loop() -> object:
         import trio
 
         return trio.lowlevel.current_trio_token()
-
-
-def auth_headers(
-    tokens: TokenPair, session_cookie: Optional[tuple[str, str]], api_token: Optional[str]
-) -> Dict[str, str]:
-    """The one credential Qelos should see for this request, in Qelos's own precedence order."""
-    if api_token:
-        return {"x-api-key": api_token}
-    if tokens.access_token:
-        return {"authorization": f"Bearer {tokens.access_token}"}
-    if session_cookie is not None:
-        return {"cookie": f"{session_cookie[0]}={session_cookie[1]}"}
-    return {}

@@ -1,34 +1,50 @@
+"""One request's Qelos state, ``request.state.qelos``: everything per-request hangs off it."""
+
 from __future__ import annotations
 
+import inspect
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
+import anyio
 from starlette.requests import HTTPConnection
 
-from .config import QelosConfig, mask_secret
-from .credentials import AuthMode
-from .errors import WorkspaceSwitchError
+from . import events
+from .cache import IdentityCache
+from .client import Identity, QelosClient
+from .config import QelosConfig
+from .cookies import CookieBuffer, relay_session_cookies
+from .credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
+from .events import OnEvent
+from .refresh import OnTokenRefresh, Refresher, TokenRefreshContext
+from .sdk import RequestSdkFactory, close_request_sdk
 
 if TYPE_CHECKING:
     from qelos_sdk import QelosSDK
 
-    from .cookies import CookieBuffer
+logger = logging.getLogger("qelos_integrator_fastapi")
+
+Workspace = Dict[str, Any]
+ResolveWorkspace = Callable[
+    [HTTPConnection, Dict[str, Any], List[Workspace]], Union[Optional[Workspace], Awaitable[Optional[Workspace]]]
+]
+CachedIdentity = Tuple[Dict[str, Any], List[Workspace]]
 
 
 @dataclass
-class TokenPair:
-    """The caller's access and refresh tokens; mutated in place when they are refreshed."""
+class Services:
+    """What every request of one middleware shares: built once by QelosAuthBackend."""
 
-    access_token: Optional[str] = None
-    refresh_token: Optional[str] = None
-
-    def __repr__(self) -> str:
-        return (
-            f"TokenPair(access_token={mask_secret(self.access_token)}, refresh_token={mask_secret(self.refresh_token)})"
-        )
-
-    def copy(self) -> TokenPair:
-        return TokenPair(self.access_token, self.refresh_token)
+    config: QelosConfig
+    client: QelosClient
+    refresher: Refresher
+    cache: Optional[IdentityCache[CachedIdentity]]
+    sdk_factory: RequestSdkFactory
+    on_token_refresh: OnTokenRefresh
+    on_event: Optional[OnEvent]
+    resolve_workspace: Optional[ResolveWorkspace]
 
 
 class QelosRequestContext:
@@ -36,7 +52,8 @@ class QelosRequestContext:
 
     ``sdk`` is a real ``qelos_sdk.QelosSDK`` bound to this request's current credentials, built on
     first access. ``error`` is ``None``, or a code such as ``"QELOS_UNAVAILABLE"`` when Qelos could
-    not answer and the request was left anonymous.
+    not answer and the request was left anonymous. ``request.user`` and ``request.auth`` are views
+    of this object, so they follow ``activate_workspace`` within the request.
     """
 
     def __init__(
@@ -45,11 +62,10 @@ class QelosRequestContext:
         sdk: Optional[QelosSDK] = None,
         tokens: Optional[TokenPair] = None,
         user: Optional[Dict[str, Any]] = None,
-        workspace: Optional[Dict[str, Any]] = None,
-        workspaces: Optional[List[Dict[str, Any]]] = None,
+        workspace: Optional[Workspace] = None,
+        workspaces: Optional[List[Workspace]] = None,
         mode: AuthMode = AuthMode.ANONYMOUS,
         error: Optional[str] = None,
-        sdk_factory: Optional[Callable[[QelosRequestContext], QelosSDK]] = None,
     ) -> None:
         self.tokens = tokens if tokens is not None else TokenPair()
         self.user = user
@@ -58,14 +74,27 @@ class QelosRequestContext:
         self.mode = mode
         self.error = error
         self._sdk = sdk
-        self._sdk_factory = sdk_factory
+        self._services: Optional[Services] = None
+        self._conn: Optional[HTTPConnection] = None
+        self._cookies = CookieBuffer()
+        # The Qelos session cookie to send upstream; follows rotations Qelos makes during the request.
+        self._session_cookie: Optional[Tuple[str, str]] = None
+        self._secure = False
+        self._refresh_lock: Optional[anyio.Lock] = None
+
+    @classmethod
+    def _start(cls, services: Services, secure: bool) -> QelosRequestContext:
+        ctx = cls()
+        ctx._services = services
+        ctx._secure = secure
+        return ctx
 
     @property
     def sdk(self) -> QelosSDK:
         if self._sdk is None:
-            if self._sdk_factory is None:
+            if self._services is None:
                 raise RuntimeError("this QelosRequestContext was built without an SDK; pass sdk= to its constructor")
-            self._sdk = self._sdk_factory(self)
+            self._sdk = self._services.sdk_factory.build(self)
         return self._sdk
 
     @sdk.setter
@@ -99,6 +128,150 @@ class QelosRequestContext:
             self.user = {**self.user, "workspace": {"_id": workspace_id, "name": activated.get("name")}}
         return activated
 
+    def upstream_headers(self) -> Dict[str, str]:
+        """The one credential header this request sends to Qelos now."""
+        api_token = self._services.config.api_token if self._services is not None else None
+        return auth_headers(self.tokens, self._session_cookie, api_token)
+
+    def relay(self, set_cookies: List[str]) -> None:
+        """Carry Qelos's session-cookie changes to the browser and to this request's later calls."""
+        if self._services is not None:
+            self._session_cookie = relay_session_cookies(
+                self._cookies, self._services.config, set_cookies, self._session_cookie, secure=self._secure
+            )
+
+    async def refresh_after_401(self, sent_token: str) -> Optional[str]:
+        """Called by the request SDK when Qelos answers 401: the token to retry with, or None."""
+        if self._refresh_lock is None:
+            self._refresh_lock = anyio.Lock()
+        # One refresh (and one on_token_refresh call) per request, however many SDK calls hit the 401.
+        async with self._refresh_lock:
+            if self.tokens.access_token and self.tokens.access_token != sent_token:
+                return self.tokens.access_token
+            if self.mode is not AuthMode.TOKEN or self.tokens.refresh_token is None or self._services is None:
+                return None
+            try:
+                await self._refresh()
+            except QelosError as exc:
+                logger.info("refresh after a 401 from Qelos failed: %s", exc.code)
+                return None
+            return self.tokens.access_token
+
+    async def _resolve(self, conn: HTTPConnection) -> None:
+        assert self._services is not None
+        config = self._services.config
+        self._conn = conn
+        credentials = read_credentials(conn.scope, config)
+        if credentials.rejected:
+            logger.info(
+                "ignored a credential on %s %s: %s", conn.scope.get("method", "WS"), conn.url.path, credentials.rejected
+            )
+        self.tokens = TokenPair(credentials.access_token, credentials.refresh_token)
+        self.mode = credentials.mode
+        self._session_cookie = credentials.session_cookie
+        if credentials.mode is AuthMode.ANONYMOUS:
+            return
+        try:
+            self.user, self.workspaces = await self._identify()
+        except QelosUnauthorized:
+            logger.debug("Qelos rejected the %s credential; the request is anonymous", credentials.mode.value)
+            self._emit(events.IDENTITY_ANONYMOUS, code=QelosUnauthorized.code)
+            return
+        except QelosUnavailable as exc:
+            self.error = exc.code
+            logger.warning("could not resolve the Qelos user: %s", exc)
+            self._emit(events.UPSTREAM_ERROR, code=exc.code, detail=str(exc))
+            return
+        self.workspace = await self._choose_workspace(conn, self.user, self.workspaces)
+        self._emit(events.IDENTITY_RESOLVED)
+
+    async def _finish(self) -> None:
+        """End of the request: close the request SDK and drop what points back at the request."""
+        sdk, self._sdk, self._conn = self._sdk, None, None
+        if sdk is not None:
+            with anyio.CancelScope(shield=True):
+                await close_request_sdk(sdk)
+
+    async def _identify(self) -> CachedIdentity:
+        can_refresh = self.mode is AuthMode.TOKEN and self.tokens.refresh_token is not None
+        if self.mode is AuthMode.TOKEN and not self.tokens.access_token:
+            await self._refresh()
+            return await self._lookup()
+        try:
+            return await self._lookup()
+        except QelosUnauthorized:
+            if not can_refresh:
+                raise
+        await self._refresh()
+        return await self._lookup()
+
+    async def _lookup(self) -> CachedIdentity:
+        assert self._services is not None
+        cache = self._services.cache
+        if cache is None:
+            return await self._fetch()
+        credential = (
+            self._services.config.api_token or self.tokens.access_token or (self._session_cookie or ("", ""))[1]
+        )
+        identity, hit = await cache.get_or_fetch(credential, self._fetch, kind=self.mode.value)
+        self._emit(events.CACHE_HIT if hit else events.CACHE_MISS)
+        return identity
+
+    async def _fetch(self) -> CachedIdentity:
+        assert self._services is not None
+        identity: Identity = await self._services.client.identify(self.upstream_headers())
+        self.relay(identity.set_cookies)
+        return identity.user, identity.workspaces
+
+    async def _refresh(self) -> None:
+        assert self._services is not None and self._conn is not None
+        refresh_token = self.tokens.refresh_token
+        if refresh_token is None:
+            raise QelosUnauthorized("no refresh token")
+        try:
+            new = await self._services.refresher.refresh(refresh_token)
+        except QelosUnauthorized:
+            self._emit(events.REFRESH_REJECTED, code=QelosUnauthorized.code)
+            raise
+        old = self.tokens.copy()
+        self.tokens.access_token = new.access_token
+        self.tokens.refresh_token = new.refresh_token
+        logger.info("refreshed the caller's Qelos tokens")
+        self._emit(events.TOKEN_REFRESHED)
+        hook = TokenRefreshContext(
+            request=self._conn,
+            response=self._cookies,
+            config=self._services.config,
+            old_tokens=old,
+            new_tokens=new,
+            context=self,
+        )
+        await self._services.on_token_refresh(hook)
+
+    async def _choose_workspace(
+        self, conn: HTTPConnection, user: Dict[str, Any], workspaces: List[Workspace]
+    ) -> Optional[Workspace]:
+        assert self._services is not None
+        resolve = self._services.resolve_workspace
+        if resolve is not None:
+            chosen = resolve(conn, user, workspaces)
+            if inspect.isawaitable(chosen):
+                chosen = await chosen
+            return chosen
+        active = user.get("workspace")
+        active_id = active.get("_id") if isinstance(active, dict) else None
+        for workspace in workspaces:
+            if active_id is not None and workspace.get("_id") == active_id:
+                return workspace
+        return workspaces[0] if workspaces else None
+
+    def _emit(self, name: str, **fields: Optional[str]) -> None:
+        services = self._services
+        if services is not None and services.on_event is not None:
+            user_id = self.user.get("_id") if self.user else None
+            path = self._conn.url.path if self._conn is not None else ""
+            events.emit(services.on_event, events.QelosEvent(name, self.mode.value, path, user_id=user_id, **fields))
+
     def __repr__(self) -> str:
         user_id = self.user.get("_id") if self.user else None
         workspace_id = self.workspace.get("_id") if self.workspace else None
@@ -106,34 +279,3 @@ class QelosRequestContext:
             f"QelosRequestContext(mode={self.mode.value}, user={user_id!r}, workspace={workspace_id!r}, "
             f"workspaces={len(self.workspaces)}, tokens={self.tokens!r}, error={self.error!r})"
         )
-
-
-class TokenRefreshContext:
-    """What ``on_token_refresh`` hooks receive after a refresh rotated the caller's tokens.
-
-    ``response`` is the request's CookieBuffer: cookies set on it land on the real response.
-    """
-
-    def __init__(
-        self,
-        *,
-        request: HTTPConnection,
-        response: CookieBuffer,
-        config: QelosConfig,
-        old_tokens: TokenPair,
-        new_tokens: TokenPair,
-        context: QelosRequestContext,
-    ) -> None:
-        self.request = request
-        self.response = response
-        self.config = config
-        self.old_tokens = old_tokens
-        self.new_tokens = new_tokens
-        self._context = context
-
-    @property
-    def sdk(self) -> QelosSDK:
-        return self._context.sdk
-
-    def __repr__(self) -> str:
-        return f"TokenRefreshContext(old_tokens={self.old_tokens!r}, new_tokens={self.new_tokens!r})"

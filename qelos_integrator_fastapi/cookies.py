@@ -7,7 +7,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Union
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 
-from .context import TokenRefreshContext
+from .config import QelosConfig
 from .credentials import unverified_claims
 
 logger = logging.getLogger("qelos_integrator_fastapi")
@@ -111,24 +111,6 @@ def token_max_age(token: Optional[str]) -> Optional[int]:
     return lifetime if lifetime > 0 else None
 
 
-async def write_token_cookies(ctx: TokenRefreshContext) -> None:
-    """The default on_token_refresh hook: store the rotated pair in the q_* cookies.
-
-    HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age is each token's
-    lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
-    """
-    config = ctx.config
-    pairs = (
-        (config.access_token_cookie, ctx.new_tokens.access_token),
-        (config.refresh_token_cookie, ctx.new_tokens.refresh_token),
-    )
-    for name, token in pairs:
-        if token:
-            ctx.response.set_cookie(
-                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=config.is_https
-            )
-
-
 class RelayedCookie:
     """A Qelos Set-Cookie, parsed for relaying to the app's browser."""
 
@@ -194,3 +176,32 @@ def relay_to_app(
         httponly=True,
         samesite="lax",
     )
+
+
+def relay_session_cookies(
+    buffer: CookieBuffer,
+    config: QelosConfig,
+    set_cookies: List[str],
+    current: Optional[Tuple[str, str]],
+    *,
+    secure: bool,
+) -> Optional[Tuple[str, str]]:
+    """Relay Qelos's session-cookie changes to the browser; returns the session cookie to send next.
+
+    Only the configured session cookies are relayed, and only when they change: a rotation sets the
+    new value, a deletion (``Max-Age<=0`` or an empty value) clears it.
+    """
+    for header in set_cookies:
+        cookie = parse_set_cookie(header)
+        if cookie is None or cookie.name not in config.session_cookie_names:
+            continue
+        if cookie.is_deletion:
+            current = None
+        elif current == (cookie.name, cookie.value):
+            continue
+        else:
+            current = (cookie.name, cookie.value)
+        relay_to_app(
+            buffer, cookie, path=config.session_cookie_path, secure=secure, domain=config.session_cookie_domain
+        )
+    return current

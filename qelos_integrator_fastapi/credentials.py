@@ -17,6 +17,22 @@ from .config import QelosConfig, mask_secret
 _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/=:%!#$&'*^`|]+$")
 
 
+@dataclass
+class TokenPair:
+    """The caller's access and refresh tokens; mutated in place when they are refreshed."""
+
+    access_token: Optional[str] = None
+    refresh_token: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenPair(access_token={mask_secret(self.access_token)}, refresh_token={mask_secret(self.refresh_token)})"
+        )
+
+    def copy(self) -> TokenPair:
+        return TokenPair(self.access_token, self.refresh_token)
+
+
 class AuthMode(str, enum.Enum):
     """Which credential a request used (see the mode table in the README)."""
 
@@ -71,6 +87,19 @@ def read_credentials(scope: Scope, config: QelosConfig) -> Credentials:
         if value:
             return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected)
     return Credentials(AuthMode.ANONYMOUS, rejected=rejected)
+
+
+def auth_headers(
+    tokens: TokenPair, session_cookie: Optional[Tuple[str, str]], api_token: Optional[str]
+) -> Dict[str, str]:
+    """The one credential Qelos should see for a request, in Qelos's own precedence order."""
+    if api_token:
+        return {"x-api-key": api_token}
+    if tokens.access_token:
+        return {"authorization": f"Bearer {tokens.access_token}"}
+    if session_cookie is not None:
+        return {"cookie": f"{session_cookie[0]}={session_cookie[1]}"}
+    return {}
 
 
 def _bearer(value: str, limit: int) -> Tuple[Optional[str], Optional[str]]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
-import anyio
 from starlette.authentication import AuthCredentials, AuthenticationError, UnauthenticatedUser
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -11,11 +10,12 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backend import SCOPE_KEY, OnTokenRefresh, QelosAuthBackend, RequestState, ResolveWorkspace
+from .backend import QelosAuthBackend
 from .config import QelosConfig
+from .context import QelosRequestContext, ResolveWorkspace
 from .errors import QelosUnavailable
 from .events import OnEvent
-from .sdk import close_request_sdk
+from .refresh import OnTokenRefresh
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 
@@ -66,24 +66,21 @@ class QelosIntegratorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        state = RequestState()
-        scope[SCOPE_KEY] = state
+        ctx = self.backend.start(scope)
+        cookies = ctx._cookies
 
         async def send_with_cookies(message: Message) -> None:
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
-                state.buffer.flush_into(MutableHeaders(scope=message))
+                cookies.flush_into(MutableHeaders(scope=message))
             elif kind == "websocket.accept":
-                message["headers"] = state.buffer.flush_into_list(list(message.get("headers", [])))
+                message["headers"] = cookies.flush_into_list(list(message.get("headers", [])))
             await send(message)
 
         try:
             await self._authenticate(scope, receive, send_with_cookies)
         finally:
-            ctx = state.context
-            if ctx is not None and ctx.sdk_built:
-                with anyio.CancelScope(shield=True):
-                    await close_request_sdk(ctx.sdk)
+            await ctx._finish()
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
@@ -107,9 +104,8 @@ class _Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.config.require_auth and not scope["user"].is_authenticated:
-            state = scope.get(SCOPE_KEY)
-            ctx = state.context if isinstance(state, RequestState) else None
-            unavailable = ctx is not None and ctx.error == QelosUnavailable.code
+            ctx = scope.get("state", {}).get("qelos")
+            unavailable = isinstance(ctx, QelosRequestContext) and ctx.error == QelosUnavailable.code
             await deny(scope, receive, send, unavailable=unavailable)
             return
         await self.app(scope, receive, send)

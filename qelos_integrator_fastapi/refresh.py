@@ -3,11 +3,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Awaitable, Callable, Dict, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional, Protocol, Tuple
 
 import anyio
+from starlette.requests import HTTPConnection
 
-from .context import TokenPair
+from .config import QelosConfig
+from .cookies import CookieBuffer, token_max_age
+from .credentials import TokenPair
 from .errors import QelosError, QelosUnavailable
 
 
@@ -95,3 +98,61 @@ class Refresher:
                 break
             del self._successors[oldest_key]
         self._successors[key] = (now + self._successor_ttl, pair.copy())
+
+
+class _HasSdk(Protocol):
+    @property
+    def sdk(self) -> Any: ...
+
+
+class TokenRefreshContext:
+    """What ``on_token_refresh`` hooks receive after a refresh rotated the caller's tokens.
+
+    ``response`` is the request's CookieBuffer: cookies set on it land on the real response.
+    """
+
+    def __init__(
+        self,
+        *,
+        request: HTTPConnection,
+        response: CookieBuffer,
+        config: QelosConfig,
+        old_tokens: TokenPair,
+        new_tokens: TokenPair,
+        context: _HasSdk,
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.config = config
+        self.old_tokens = old_tokens
+        self.new_tokens = new_tokens
+        self._context = context
+
+    @property
+    def sdk(self) -> Any:
+        """The request's ``qelos_sdk.QelosSDK``, already on the new tokens."""
+        return self._context.sdk
+
+    def __repr__(self) -> str:
+        return f"TokenRefreshContext(old_tokens={self.old_tokens!r}, new_tokens={self.new_tokens!r})"
+
+
+OnTokenRefresh = Callable[[TokenRefreshContext], Awaitable[None]]
+
+
+async def write_token_cookies(ctx: TokenRefreshContext) -> None:
+    """The default on_token_refresh hook: store the rotated pair in the q_* cookies.
+
+    HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age is each token's
+    lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
+    """
+    config = ctx.config
+    pairs = (
+        (config.access_token_cookie, ctx.new_tokens.access_token),
+        (config.refresh_token_cookie, ctx.new_tokens.refresh_token),
+    )
+    for name, token in pairs:
+        if token:
+            ctx.response.set_cookie(
+                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=config.is_https
+            )

@@ -21,9 +21,9 @@ from ._qelos_auth import QelosAuth
 from ._request_body import is_form, read_fields, sign_in_fields
 from ._return_path import return_path, unsafe_return_url
 from ._return_path import safe_return_path as safe_return_path
-from .backend import OnTokenRefresh
 from .config import QelosConfig, QelosConfigError
 from .cookies import CookieBuffer
+from .refresh import OnTokenRefresh
 
 # The social providers Qelos has routes for (contract §2.12).
 QELOS_PROVIDERS = ("google", "github", "linkedin", "facebook")

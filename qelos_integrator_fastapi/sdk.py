@@ -12,15 +12,15 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple
 
 import anyio
 import httpx
 from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
 
-from .client import auth_headers, no_cookie_jar
+from .client import no_cookie_jar
 from .config import QelosConfig
-from .context import QelosRequestContext
+from .credentials import TokenPair
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 
@@ -29,24 +29,29 @@ _NO_AUTH_PATHS = frozenset(
     {"/api/token/refresh", "/api/cookie/refresh", "/api/signin", "/api/signup", "/api/auth/callback"}
 )
 
-RefreshAfter401 = Callable[[str], Awaitable[Optional[str]]]
-RelaySetCookies = Callable[[List[str]], None]
+
+class RequestCaller(Protocol):
+    """What the request SDK needs from its request (``QelosRequestContext`` provides it)."""
+
+    @property
+    def tokens(self) -> TokenPair: ...
+
+    def upstream_headers(self) -> Dict[str, str]: ...
+
+    async def refresh_after_401(self, sent_token: str) -> Optional[str]: ...
+
+    def relay(self, set_cookies: List[str]) -> None: ...
 
 
 class _RequestTransport(httpx.AsyncBaseTransport):
     """Sends over the middleware's pool; retries once after a refresh when Qelos answers 401."""
 
     def __init__(
-        self,
-        pool: Callable[[], httpx.AsyncBaseTransport],
-        timeout: httpx.Timeout,
-        refresh_after_401: Optional[RefreshAfter401],
-        relay_set_cookies: Optional[RelaySetCookies],
+        self, pool: Callable[[], httpx.AsyncBaseTransport], timeout: httpx.Timeout, caller: RequestCaller
     ) -> None:
         self._pool = pool
         self._timeout = timeout.as_dict()
-        self._refresh_after_401 = refresh_after_401
-        self._relay = relay_set_cookies
+        self._caller = caller
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # qelos-sdk passes timeout=None, which httpx reads as "wait forever".
@@ -54,21 +59,15 @@ class _RequestTransport(httpx.AsyncBaseTransport):
             request.extensions["timeout"] = self._timeout
         response = await self._send(request)
         sent = request.headers.get("authorization", "")
-        if (
-            response.status_code == 401
-            and self._refresh_after_401 is not None
-            and sent.startswith("Bearer ")
-            and request.url.path not in _NO_AUTH_PATHS
-        ):
-            new_token = await self._refresh_after_401(sent[len("Bearer ") :])
+        if response.status_code == 401 and sent.startswith("Bearer ") and request.url.path not in _NO_AUTH_PATHS:
+            new_token = await self._caller.refresh_after_401(sent[len("Bearer ") :])
             if new_token is not None:
                 await response.aclose()
                 request.headers["authorization"] = f"Bearer {new_token}"
                 response = await self._send(request)
-        if self._relay is not None:
-            cookies = httpx.Headers(response.headers).get_list("set-cookie")
-            if cookies:
-                self._relay(cookies)
+        cookies = httpx.Headers(response.headers).get_list("set-cookie")
+        if cookies:
+            self._caller.relay(cookies)
         return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
@@ -92,15 +91,9 @@ class RequestSdkFactory:
         # The clone's wiring depends only on qelos-sdk's shape: checked on the first build, then trusted.
         self._verified = False
 
-    def build(
-        self,
-        ctx: QelosRequestContext,
-        session_cookie: Callable[[], Optional[tuple[str, str]]],
-        refresh_after_401: Optional[RefreshAfter401] = None,
-        relay_set_cookies: Optional[RelaySetCookies] = None,
-    ) -> QelosSDK:
+    def build(self, ctx: RequestCaller) -> QelosSDK:
         http = httpx.AsyncClient(
-            transport=_RequestTransport(self._pool, self._timeout, refresh_after_401, relay_set_cookies),
+            transport=_RequestTransport(self._pool, self._timeout, ctx),
             cookies=no_cookie_jar(),
             timeout=self._config.timeout,
             trust_env=False,
@@ -111,7 +104,7 @@ class RequestSdkFactory:
         async def extra_headers(relative_url: str, force_refresh: bool = False) -> Dict[str, str]:
             if relative_url.split("?", 1)[0] in _NO_AUTH_PATHS:
                 return {**custom}
-            return {**auth_headers(ctx.tokens, session_cookie(), api_token), **custom}
+            return {**ctx.upstream_headers(), **custom}
 
         options = QelosSDKOptions(
             app_url=self._config.app_url,
@@ -128,7 +121,7 @@ class RequestSdkFactory:
         sdk._custom_headers = custom
         return sdk
 
-    def _clone(self, options: QelosSDKOptions, http: httpx.AsyncClient, ctx: QelosRequestContext) -> Optional[QelosSDK]:
+    def _clone(self, options: QelosSDKOptions, http: httpx.AsyncClient, ctx: RequestCaller) -> Optional[QelosSDK]:
         prototype, entity_prototype = _prototypes()
         app_url = self._config.app_url
         memo: Dict[int, Any] = {}

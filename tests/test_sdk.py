@@ -8,7 +8,7 @@ import httpx
 import pytest
 from qelos_sdk import QelosSDK
 
-from qelos_integrator_fastapi import QelosConfig, QelosRequestContext, TokenPair
+from qelos_integrator_fastapi import QelosAuthBackend, QelosConfig, QelosRequestContext, TokenPair
 from qelos_integrator_fastapi.client import QelosClient
 from qelos_integrator_fastapi.sdk import RequestSdkFactory, _modules, close_request_sdk
 
@@ -29,9 +29,10 @@ class Recorder:
 def build(recorder: Recorder, tokens: TokenPair, **options: Any) -> tuple[QelosSDK, QelosClient]:
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder), **options)
     client = QelosClient(config)
-    factory = RequestSdkFactory(config, lambda: client.transport)
-    ctx = QelosRequestContext(tokens=tokens)
-    return factory.build(ctx, lambda: None), client
+    # A context as the middleware starts it for a request (it knows the app's api_token).
+    ctx = QelosAuthBackend(config, client=client).start({"type": "http", "scheme": "https"})
+    ctx.tokens = tokens
+    return ctx.sdk, client
 
 
 async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> None:
@@ -68,7 +69,7 @@ async def test_each_request_gets_its_own_sdk_and_headers() -> None:
     first, client = build(recorder, TokenPair("access-1"))
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     second = RequestSdkFactory(config, lambda: client.transport).build(
-        QelosRequestContext(tokens=TokenPair("access-2")), lambda: None
+        QelosRequestContext(tokens=TokenPair("access-2"))
     )
     first.set_custom_header("x-trace", "one")
     await first.workspaces.get_list()
@@ -88,7 +89,7 @@ async def test_sdk_follows_tokens_mutated_after_construction() -> None:
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     client = QelosClient(config)
     ctx = QelosRequestContext(tokens=tokens)
-    sdk = RequestSdkFactory(config, lambda: client.transport).build(ctx, lambda: None)
+    sdk = RequestSdkFactory(config, lambda: client.transport).build(ctx)
     tokens.access_token = "new"
     await sdk.authentication.get_logged_in_user()
     assert recorder.requests[0].headers["authorization"] == "Bearer new"
@@ -138,7 +139,7 @@ async def test_an_unknown_sdk_shape_falls_back_with_one_warning(
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     client = QelosClient(config)
     factory = RequestSdkFactory(config, lambda: client.transport)
-    sdks = [factory.build(QelosRequestContext(tokens=TokenPair("a")), lambda: None) for _ in range(2)]
+    sdks = [factory.build(QelosRequestContext(tokens=TokenPair("a"))) for _ in range(2)]
     warnings = [r for r in caplog.records if "shape this integrator does not know" in r.getMessage()]
     assert len(warnings) == 1
     await sdks[0].workspaces.get_list()
