@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from http.cookiejar import Cookie, CookieJar
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import anyio
 import httpx
@@ -19,6 +19,9 @@ from .errors import QelosError, QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 _log_redaction.install()
+
+# Statuses meaning "Qelos refused this credential": the caller is anonymous, never a 503.
+_REJECTED = (401, 403)
 
 
 @dataclass
@@ -122,7 +125,7 @@ class QelosClient:
             raise QelosUnavailable("GET /api/workspaces answered 200 without a list of workspaces")
         return reply
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, *, rejected: Tuple[int, ...] = _REJECTED) -> TokenPair:
         # Refresh tokens are single-use: giving up on an answer Qelos still commits would strand the
         # browser with a spent token, so this call may take refresh_timeout rather than timeout.
         reply = await self._call(
@@ -130,37 +133,76 @@ class QelosClient:
             "/api/token/refresh",
             {"authorization": f"Bearer {refresh_token}"},
             timeout=self._config.refresh_timeout,
+            rejected=rejected,
         )
-        payload = reply.body.get("payload") if isinstance(reply.body, dict) else None
-        token = payload.get("token") if isinstance(payload, dict) else None
-        new_refresh = payload.get("refreshToken") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token or not isinstance(new_refresh, str) or not new_refresh:
-            raise QelosUnavailable("POST /api/token/refresh answered 200 without payload.token/refreshToken")
-        return TokenPair(token, new_refresh)
+        return _token_pair(reply, "POST /api/token/refresh")
+
+    async def sign_in(self, body: Mapping[str, Any]) -> Reply:
+        """``POST /api/signin``; QelosUnauthorized for wrong credentials. ``body`` holds the payload object."""
+        reply = await self._call("POST", "/api/signin", {}, payload=dict(body))
+        return Reply(_payload(reply, "POST /api/signin"), reply.set_cookies)
+
+    async def auth_callback(self, rt: str) -> Reply:
+        """Trade a social login's ``rt`` for a session cookie; QelosUnauthorized when Qelos refuses it."""
+        what = "POST /api/auth/callback"
+        reply = await self._call("POST", "/api/auth/callback", {}, params={"rt": rt}, rejected=(400, 401, 403))
+        return Reply(_payload(reply, what), reply.set_cookies)
+
+    async def logout(self, headers: Mapping[str, str]) -> None:
+        """Revoke the caller's Qelos session (``POST /api/logout``)."""
+        await self._call("POST", "/api/logout", headers, body=False)
 
     async def _call(
-        self, method: str, path: str, headers: Mapping[str, str], *, timeout: Optional[float] = None
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: Optional[float] = None,
+        payload: Optional[Dict[str, Any]] = None,
+        params: Optional[Dict[str, str]] = None,
+        rejected: Tuple[int, ...] = _REJECTED,
+        body: bool = True,
     ) -> Reply:
         limit = self._config.timeout if timeout is None else timeout
         try:
             # httpx's own timeouts do not bind every transport (in-process ones), so bound it here too.
             with anyio.fail_after(limit):
-                response = await self.http.request(method, path, headers=dict(headers), timeout=limit)
+                response = await self.http.request(
+                    method, path, headers=dict(headers), timeout=limit, json=payload, params=params
+                )
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise QelosUnavailable(f"{method} {path} timed out after {limit}s") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}") from exc
         set_cookies = response.headers.get_list("set-cookie")
-        if response.status_code in (401, 403):
+        if response.status_code in rejected:
             raise QelosUnauthorized(f"{method} {path} answered {response.status_code}")
         if response.status_code != 200:
             hint = _hint(response)
             raise QelosUnavailable(f"{method} {path} answered {response.status_code}{hint}")
+        if not body:
+            return Reply(None, set_cookies)
         try:
-            body = json.loads(response.content)
+            return Reply(json.loads(response.content), set_cookies)
         except ValueError as exc:
             raise QelosUnavailable(f"{method} {path} answered 200 with a body that is not JSON") from exc
-        return Reply(body, set_cookies)
+
+
+def _payload(reply: Reply, what: str) -> Dict[str, Any]:
+    payload = reply.body.get("payload") if isinstance(reply.body, dict) else None
+    if not isinstance(payload, dict):
+        raise QelosUnavailable(f"{what} answered 200 without a payload object")
+    return payload
+
+
+def _token_pair(reply: Reply, what: str) -> TokenPair:
+    payload = reply.body.get("payload") if isinstance(reply.body, dict) else None
+    token = payload.get("token") if isinstance(payload, dict) else None
+    new_refresh = payload.get("refreshToken") if isinstance(payload, dict) else None
+    if not isinstance(token, str) or not token or not isinstance(new_refresh, str) or not new_refresh:
+        raise QelosUnavailable(f"{what} answered 200 without payload.token/refreshToken")
+    return TokenPair(token, new_refresh)
 
 
 def _hint(response: httpx.Response) -> str:
