@@ -58,15 +58,10 @@ class QelosClient:
         loop = _current_loop()
         if self._http is None or self._http.is_closed or self._loop is not loop:
             # An httpx pool must not be shared across event loops (encode/httpx#2473).
-            self._transport = self._config.transport or httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=self._config.max_connections,
-                    max_keepalive_connections=min(self._config.max_connections, 20),
-                ),
-            )
+            self._transport = self._config.transport or httpx.AsyncHTTPTransport(limits=self._config.pool_limits)
             self._http = httpx.AsyncClient(
                 base_url=self._config.app_url,
-                timeout=httpx.Timeout(self._config.timeout),
+                timeout=self._config.http_timeout,
                 transport=self._transport,
                 headers={"tenant": self._config.tenant},
                 cookies=no_cookie_jar(),
@@ -164,12 +159,12 @@ class QelosClient:
         rejected: Tuple[int, ...] = _REJECTED,
         body: bool = True,
     ) -> Reply:
-        limit = self._config.timeout if timeout is None else timeout
+        limit = self._config.deadline if timeout is None else timeout
         try:
             # httpx's own timeouts do not bind every transport (in-process ones), so bound it here too.
             with anyio.fail_after(limit):
                 response = await self.http.request(
-                    method, path, headers=dict(headers), timeout=limit, json=payload, params=params
+                    method, path, headers=dict(headers), json=payload, params=params, **_longer(timeout)
                 )
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise QelosUnavailable(f"{method} {path} timed out after {limit}s") from exc
@@ -187,6 +182,11 @@ class QelosClient:
             return Reply(json.loads(response.content), set_cookies)
         except ValueError as exc:
             raise QelosUnavailable(f"{method} {path} answered 200 with a body that is not JSON") from exc
+
+
+def _longer(timeout: Optional[float]) -> Dict[str, Any]:
+    # Only the refresh call overrides the client's timeout (with the longer refresh_timeout).
+    return {} if timeout is None else {"timeout": timeout}
 
 
 def _payload(reply: Reply, what: str) -> Dict[str, Any]:

@@ -64,8 +64,9 @@ class QelosConfig:
     require_auth: bool = False
     skip_paths: Sequence[str] = ()
     sdk_options: Mapping[str, Any] = field(default_factory=dict)
-    # Seconds for one upstream call to Qelos (connect, read, write and pool wait each).
-    timeout: float = 5.0
+    # Seconds for one upstream call to Qelos (connect, read, write and pool wait each), or an
+    # httpx.Timeout with a value per phase; a whole call never lasts longer than the largest value.
+    timeout: Union[float, httpx.Timeout] = 5.0
     # Seconds for POST /api/token/refresh: longer, because abandoning a refresh that Qelos still
     # completes leaves the browser with a spent single-use refresh token.
     refresh_timeout: float = 15.0
@@ -80,8 +81,10 @@ class QelosConfig:
     identity_cache_size: int = 10_000
     # Longest credential accepted from a client, in characters; longer ones are never sent upstream.
     max_credential_length: int = 8192
-    # Connection pool limits of the one httpx client shared by every request.
-    max_connections: int = 100
+    # Connection pool of the one httpx client shared by every request: httpx.Limits, or the
+    # max_connections shorthand, which keeps min(max_connections, 20) idle connections alive.
+    limits: Optional[httpx.Limits] = field(default=None, compare=False)
+    max_connections: Optional[int] = None
     # Route Qelos calls through this httpx transport instead of the network (FakeQelos in tests).
     transport: Optional[httpx.AsyncBaseTransport] = field(default=None, compare=False)
 
@@ -110,21 +113,26 @@ class QelosConfig:
         if "app_url" in sdk_options and _validate_app_url(sdk_options.pop("app_url")) != self.app_url:
             raise QelosConfigError("sdk_options: appUrl/app_url differs from QelosConfig.app_url")
         object.__setattr__(self, "sdk_options", sdk_options)
-        for name in ("timeout", "refresh_timeout", "identity_cache_ttl"):
+        for name in ("refresh_timeout", "identity_cache_ttl"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+            if not _is_seconds(value):
                 raise QelosConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if self.timeout == 0:
-            raise QelosConfigError("timeout must be > 0 seconds; an auth middleware must never wait forever")
-        if self.refresh_timeout < self.timeout:
+        _check_timeout(self.timeout)
+        if self.refresh_timeout < self.deadline:
             raise QelosConfigError(
-                f"refresh_timeout ({self.refresh_timeout}s) must be at least timeout ({self.timeout}s): a refresh "
+                f"refresh_timeout ({self.refresh_timeout}s) must be at least timeout ({self.deadline}s): a refresh "
                 "abandoned early may still spend the caller's single-use refresh token"
             )
         for name in ("identity_cache_size", "max_credential_length", "max_connections"):
             value = getattr(self, name)
+            if name == "max_connections" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise QelosConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.limits is not None and not isinstance(self.limits, httpx.Limits):
+            raise QelosConfigError(f"limits must be an httpx.Limits, got {self.limits!r}")
+        if self.limits is not None and self.max_connections is not None:
+            raise QelosConfigError("pass limits=httpx.Limits(...) or the max_connections shorthand, not both")
         if not isinstance(self.tenant, str) or not self.tenant or not _COOKIE_NAME.match(self.tenant):
             raise QelosConfigError(f"tenant must be a non-empty token such as '0', got {self.tenant!r}")
         if not isinstance(self.session_cookie_path, str) or not self.session_cookie_path.startswith("/"):
@@ -143,6 +151,26 @@ class QelosConfig:
         )
 
     @property
+    def http_timeout(self) -> httpx.Timeout:
+        """``timeout`` as the httpx.Timeout every upstream call uses."""
+        return self.timeout if isinstance(self.timeout, httpx.Timeout) else httpx.Timeout(self.timeout)
+
+    @property
+    def deadline(self) -> float:
+        """Seconds one upstream call may take in all: the largest value of ``timeout``."""
+        if isinstance(self.timeout, httpx.Timeout):
+            return max(v for v in self.timeout.as_dict().values() if v is not None)
+        return float(self.timeout)
+
+    @property
+    def pool_limits(self) -> httpx.Limits:
+        """The shared pool's limits: ``limits``, else those of the ``max_connections`` shorthand."""
+        if self.limits is not None:
+            return self.limits
+        connections = 100 if self.max_connections is None else self.max_connections
+        return httpx.Limits(max_connections=connections, max_keepalive_connections=min(connections, 20))
+
+    @property
     def is_https(self) -> bool:
         return self.app_url.startswith("https://")
 
@@ -153,6 +181,25 @@ class QelosConfig:
 
     def is_skipped(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.skip_paths)
+
+
+def _is_seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0 and value == value
+
+
+def _check_timeout(timeout: Any) -> None:
+    if isinstance(timeout, httpx.Timeout):
+        values = timeout.as_dict()
+        if any(v is None or not _is_seconds(v) or v == 0 for v in values.values()):
+            raise QelosConfigError(
+                f"timeout must give every phase a number of seconds > 0 (an auth middleware must never wait "
+                f"forever), got {timeout!r}"
+            )
+        return
+    if not _is_seconds(timeout):
+        raise QelosConfigError(f"timeout must be a number of seconds > 0 or an httpx.Timeout, got {timeout!r}")
+    if timeout == 0:
+        raise QelosConfigError("timeout must be > 0 seconds; an auth middleware must never wait forever")
 
 
 def _validate_app_url(value: Any) -> str:

@@ -51,6 +51,7 @@ class _RequestTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._pool = pool
         self._timeout = timeout.as_dict()
+        self._deadline = max(v for v in self._timeout.values() if v is not None)
         self._caller = caller
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -71,7 +72,7 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        limit = self._timeout["read"]
+        limit = self._deadline
         try:
             with anyio.fail_after(limit):
                 return await self._pool().handle_async_request(request)
@@ -86,7 +87,7 @@ class RequestSdkFactory:
     def __init__(self, config: QelosConfig, pool: Callable[[], httpx.AsyncBaseTransport]) -> None:
         self._config = config
         self._pool = pool
-        self._timeout = httpx.Timeout(config.timeout)
+        self._timeout = config.http_timeout
         self._fallback = False
         # The clone's wiring depends only on qelos-sdk's shape: checked on the first build, then trusted.
         self._verified = False
@@ -95,7 +96,7 @@ class RequestSdkFactory:
         http = httpx.AsyncClient(
             transport=_RequestTransport(self._pool, self._timeout, ctx),
             cookies=no_cookie_jar(),
-            timeout=self._config.timeout,
+            timeout=self._config.http_timeout,
             trust_env=False,
         )
         api_token = self._config.api_token

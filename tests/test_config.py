@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError
@@ -43,6 +44,13 @@ def test_defaults_match_the_seed() -> None:
         ({"timeout": -1}, "timeout must be a number"),
         ({"timeout": True}, "timeout must be a number"),
         ({"timeout": 5, "refresh_timeout": 1}, "must be at least timeout"),
+        ({"timeout": float("nan")}, "timeout must be a number"),
+        ({"timeout": httpx.Timeout(5.0, read=None)}, "every phase"),
+        ({"timeout": httpx.Timeout(5.0, connect=0)}, "every phase"),
+        ({"timeout": httpx.Timeout(30.0)}, "must be at least timeout"),
+        ({"limits": 10}, "httpx.Limits"),
+        ({"limits": httpx.Limits(max_connections=5), "max_connections": 5}, "not both"),
+        ({"max_connections": 0}, "positive integer"),
         ({"identity_cache_size": 0}, "positive integer"),
         ({"tenant": ""}, "tenant must be"),
         ({"session_cookie_path": "api"}, "must start with '/'"),
@@ -76,3 +84,24 @@ def test_repr_masks_the_api_token() -> None:
 def test_tenant_names_the_session_cookie() -> None:
     config = QelosConfig(app_url="https://q.example.com", tenant="very-long-tenant-id")
     assert config.session_cookie_names == ("qlt_very-lon", "token")
+
+
+def test_timeout_takes_a_float_or_an_httpx_timeout() -> None:
+    short = QelosConfig(app_url="https://q.example.com", timeout=2)
+    assert short.http_timeout == httpx.Timeout(2.0)
+    assert short.deadline == 2.0
+    phased = QelosConfig(app_url="https://q.example.com", timeout=httpx.Timeout(3.0, connect=1.0, pool=0.5))
+    assert phased.http_timeout.connect == 1.0 and phased.http_timeout.read == 3.0
+    # The whole call is bounded by the largest phase.
+    assert phased.deadline == 3.0
+
+
+def test_pool_limits_are_explicit() -> None:
+    assert QelosConfig(app_url="https://q.example.com").pool_limits == httpx.Limits(
+        max_connections=100, max_keepalive_connections=20
+    )
+    assert QelosConfig(app_url="https://q.example.com", max_connections=8).pool_limits == httpx.Limits(
+        max_connections=8, max_keepalive_connections=8
+    )
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=30.0)
+    assert QelosConfig(app_url="https://q.example.com", limits=limits).pool_limits is limits
