@@ -115,15 +115,37 @@ class TestConfiguration:
             create_qelos_auth_router(config_for(fake, api_token="ql_x"), secret_key=SECRET)
 
 
+# Mutants of safe_return_path that no test can kill (docs/testing.md): `urlsplit(value)` -> `urlsplit(None)` and
+# `parts.scheme or parts.netloc` -> `and` are equivalent, because a value that starts with one "/" and holds no
+# control character, space or backslash never has a scheme or a netloc; the check is a second line of defence.
 @pytest.mark.parametrize(
     "value",
-    ["//evil.example", "/\\evil.example", "https://evil.example/", "javascript:alert(1)", "evil", "/\t/evil", "", None],
+    [
+        "//evil.example",
+        # Browsers read three or more slashes as two: a scheme-relative URL to evil.example.
+        "///evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "evil",
+        "/\t/evil",
+        # urlsplit drops CR and LF, but the value itself would go into a Location header.
+        "/\r\nSet-Cookie: x=y",
+        "/a b",
+        "/\x00",
+        "/\x7f",
+        "/" + "a" * 2048,
+        "",
+        None,
+        7,
+        b"/bytes",
+    ],
 )
 def test_foreign_return_urls_are_refused(value: Any) -> None:
     assert safe_return_path(value) is None
 
 
-@pytest.mark.parametrize("value", ["/", "/dashboard?tab=1#top", "/a/b%2F%2Fc"])
+@pytest.mark.parametrize("value", ["/", "/dashboard?tab=1#top", "/a/b%2F%2Fc", "/!~\x80é", "/" + "a" * 2047])
 def test_relative_return_paths_are_kept(value: str) -> None:
     assert safe_return_path(value) == value
 
@@ -214,12 +236,23 @@ class TestPasswordLogin:
             response = await http.post("/auth/login", content=chunks(), headers={"content-type": "application/json"})
         assert_error(response, 413, "BODY_TOO_LARGE")
 
-    @pytest.mark.parametrize("next_url", ["//evil.example", "https://evil.example/", "/\\evil.example"])
+    @pytest.mark.parametrize(
+        "next_url", ["//evil.example", "///evil.example", "https://evil.example/", "/\\evil.example", "/\r\nX: y"]
+    )
     async def test_foreign_next_is_refused(self, fake: FakeQelos, next_url: str) -> None:
         async with browser(build_app(fake)) as http:
             body = {"username": "alice", "password": "alice-pass", "next": next_url}
             response = await http.post("/auth/login", data=body)
         assert_error(response, 400, "UNSAFE_RETURN_URL")
+        assert response.json()["message"] == "next must be a relative path on this site, such as /dashboard"
+        assert not set_cookies(response)
+
+    @pytest.mark.parametrize("body", [{}, {"next": ""}])
+    async def test_no_next_goes_to_the_default_return_url(self, fake: FakeQelos, body: Dict[str, str]) -> None:
+        async with browser(build_app(fake, default_return_url="/home")) as http:
+            login = await http.post("/auth/login", data={"username": "alice", "password": "alice-pass", **body})
+        assert login.status_code == 303
+        assert login.headers["location"] == "/home"
 
     @pytest.mark.parametrize(
         "headers", [{"origin": "https://evil.example"}, {"origin": "null"}, {"sec-fetch-site": "cross-site"}]
@@ -397,7 +430,7 @@ class TestSocialLogin:
         assert response.status_code == 303
         assert response.headers["location"] == "/login?error=INVALID_OAUTH_STATE"
 
-    @pytest.mark.parametrize("next_path", ["//evil.example", "https://evil.example/x", "/\\evil"])
+    @pytest.mark.parametrize("next_path", ["//evil.example", "///evil.example", "https://evil.example/x", "/\\evil"])
     async def test_foreign_return_url_is_refused(self, fake: FakeQelos, next_path: str) -> None:
         async with browser(build_app(fake)) as http:
             response = await social_start(http, next_path=next_path)
