@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 # Mutation testing of the core modules ([tool.mutmut] in pyproject.toml); not part of `make test`: it takes
-# about half an hour on two cores. MUTANTS narrows it, e.g. MUTANTS='qelos_integrator_fastapi._oauth_state.*'.
+# more than an hour on two cores. MUTANTS narrows it, e.g. MUTANTS='qelos_integrator_fastapi._oauth_state.*'.
 MUTATION_STAMP := $(STAMP)-mutation
 $(MUTATION_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,demo,mutation]"
