@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])")
 
-.PHONY: test test-floor lint types pytest demo demo-starlette fake bench clean
+.PHONY: test test-floor lint types pytest demo demo-starlette fake bench mutation clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -46,5 +46,17 @@ fake: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml); not part of `make test`: it takes
+# more than an hour on two cores. MUTANTS narrows it, e.g. MUTANTS='qelos_integrator_fastapi._oauth_state.*'.
+MUTATION_STAMP := $(STAMP)-mutation
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,demo,mutation]"
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run $(MUTANTS)
+	$(BIN)/python tools/mutation_report.py --survivors
+
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .mypy_cache .pytest_cache .ruff_cache mutants

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import httpx
 import pytest
 
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError
+from qelos_integrator_fastapi.config import mask_secret
 
 
 def test_defaults_match_the_seed() -> None:
@@ -79,6 +80,15 @@ def test_repr_masks_the_api_token() -> None:
     config = QelosConfig(app_url="https://q.example.com", api_token="ql_" + "a" * 64)
     assert "a" * 20 not in repr(config)
     assert "ql_" in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, "None"), ("", "''"), ("ql_" + "a" * 9, "'***'"), ("ql_" + "a" * 10, "'ql_…(13 chars)'")],
+)
+def test_secrets_are_shown_masked(value: Optional[str], shown: str) -> None:
+    # Twelve characters or fewer: even a three-character prefix would give too much away.
+    assert mask_secret(value) == shown
 
 
 def test_tenant_names_the_session_cookie() -> None:

@@ -67,11 +67,13 @@ def set_cookies(response: httpx.Response, name: Optional[str] = None) -> List[st
     return [h for h in headers if name is None or h.startswith(f"{name}=")]
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
+def assert_error(response: httpx.Response, status: int, code: str, message: Optional[str] = None) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["code"] == code
     assert body["message"]
+    if message is not None:
+        assert body["message"] == message
 
 
 class TestConfiguration:
@@ -79,8 +81,21 @@ class TestConfiguration:
         monkeypatch.delenv("QELOS_INTEGRATOR_SECRET", raising=False)
         with pytest.raises(QelosConfigError, match="QELOS_INTEGRATOR_SECRET") as raised:
             create_qelos_auth_router(config_for(fake))
-        assert "secret_key=" in str(raised.value)
+        assert str(raised.value) == (
+            "the Qelos auth router signs the OAuth state of social logins and needs a secret key: pass "
+            "secret_key=... or set QELOS_INTEGRATOR_SECRET (for example to the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), the same in every worker; "
+            "or pass providers=() to serve password sign-in only"
+        )
         assert raised.value.code == "QELOS_CONFIG_INVALID"
+
+    @pytest.mark.parametrize(("secret", "message"), [(" " * 20, "needs a secret key"), ("x" * 15, "at least 16")])
+    def test_blank_or_short_secrets_are_refused(self, fake: FakeQelos, secret: str, message: str) -> None:
+        with pytest.raises(QelosConfigError, match=message):
+            create_qelos_auth_router(config_for(fake), secret_key=secret)
+
+    def test_a_sixteen_character_secret_is_enough(self, fake: FakeQelos) -> None:
+        assert create_qelos_auth_router(config_for(fake), secret_key="x" * 16).routes
 
     def test_secret_from_the_environment(self, fake: FakeQelos, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("QELOS_INTEGRATOR_SECRET", SECRET)
@@ -115,15 +130,37 @@ class TestConfiguration:
             create_qelos_auth_router(config_for(fake, api_token="ql_x"), secret_key=SECRET)
 
 
+# Mutants of safe_return_path that no test can kill (docs/testing.md): `urlsplit(value)` -> `urlsplit(None)` and
+# `parts.scheme or parts.netloc` -> `and` are equivalent, because a value that starts with one "/" and holds no
+# control character, space or backslash never has a scheme or a netloc; the check is a second line of defence.
 @pytest.mark.parametrize(
     "value",
-    ["//evil.example", "/\\evil.example", "https://evil.example/", "javascript:alert(1)", "evil", "/\t/evil", "", None],
+    [
+        "//evil.example",
+        # Browsers read three or more slashes as two: a scheme-relative URL to evil.example.
+        "///evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "evil",
+        "/\t/evil",
+        # urlsplit drops CR and LF, but the value itself would go into a Location header.
+        "/\r\nSet-Cookie: x=y",
+        "/a b",
+        "/\x00",
+        "/\x7f",
+        "/" + "a" * 2048,
+        "",
+        None,
+        7,
+        b"/bytes",
+    ],
 )
 def test_foreign_return_urls_are_refused(value: Any) -> None:
     assert safe_return_path(value) is None
 
 
-@pytest.mark.parametrize("value", ["/", "/dashboard?tab=1#top", "/a/b%2F%2Fc"])
+@pytest.mark.parametrize("value", ["/", "/dashboard?tab=1#top", "/a/b%2F%2Fc", "/!~\x80é", "/" + "a" * 2047])
 def test_relative_return_paths_are_kept(value: str) -> None:
     assert safe_return_path(value) == value
 
@@ -214,12 +251,23 @@ class TestPasswordLogin:
             response = await http.post("/auth/login", content=chunks(), headers={"content-type": "application/json"})
         assert_error(response, 413, "BODY_TOO_LARGE")
 
-    @pytest.mark.parametrize("next_url", ["//evil.example", "https://evil.example/", "/\\evil.example"])
+    @pytest.mark.parametrize(
+        "next_url", ["//evil.example", "///evil.example", "https://evil.example/", "/\\evil.example", "/\r\nX: y"]
+    )
     async def test_foreign_next_is_refused(self, fake: FakeQelos, next_url: str) -> None:
         async with browser(build_app(fake)) as http:
             body = {"username": "alice", "password": "alice-pass", "next": next_url}
             response = await http.post("/auth/login", data=body)
         assert_error(response, 400, "UNSAFE_RETURN_URL")
+        assert response.json()["message"] == "next must be a relative path on this site, such as /dashboard"
+        assert not set_cookies(response)
+
+    @pytest.mark.parametrize("body", [{}, {"next": ""}])
+    async def test_no_next_goes_to_the_default_return_url(self, fake: FakeQelos, body: Dict[str, str]) -> None:
+        async with browser(build_app(fake, default_return_url="/home")) as http:
+            login = await http.post("/auth/login", data={"username": "alice", "password": "alice-pass", **body})
+        assert login.status_code == 303
+        assert login.headers["location"] == "/home"
 
     @pytest.mark.parametrize(
         "headers", [{"origin": "https://evil.example"}, {"origin": "null"}, {"sec-fetch-site": "cross-site"}]
@@ -288,6 +336,11 @@ class TestLogout:
             assert "qlt_0" not in http.cookies
 
 
+async def http_without_cookie(app: Any, path: str) -> httpx.Response:
+    async with browser(app) as http:
+        return await http.get(path)
+
+
 async def social_start(http: httpx.AsyncClient, provider: str = "github", next_path: str = "/home") -> httpx.Response:
     return await http.get(f"/auth/{provider}", params={"next": next_path})
 
@@ -305,6 +358,12 @@ def app_path(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+# Mutants of _oauth_state.py that survive these tests, and why that is harmless (docs/testing.md):
+# - `secrets.token_urlsafe(24)` -> `(None)` or `(25)`: still a random nonce of at least 192 bits.
+# - the "p" key of the signed state renamed: nothing reads the provider back; it only makes states differ.
+# - `samesite="lax"` dropped from set_cookie or delete_cookie: Starlette's default is "lax".
+# - the state cookie's default `""` -> None, no default, or "XXXX": a missing cookie still refuses, since
+#   no state we sign holds the nonce "XXXX" (ours are 32 random characters).
 @pytest.mark.anyio
 class TestSocialLogin:
     async def test_round_trip_ends_with_a_page_session(self, fake: FakeQelos) -> None:
@@ -342,7 +401,7 @@ class TestSocialLogin:
             state = parse_qs(urlsplit(back).query)["state"][0]
             tampered = back.replace(state, state[:-2] + ("AA" if not state.endswith("AA") else "BB"))
             response = await http.get(tampered)
-        assert_error(response, 400, "INVALID_OAUTH_STATE")
+        assert_error(response, 400, "INVALID_OAUTH_STATE", "the state is not one this app signed")
         assert fake.count("POST /api/auth/callback") == 0
 
     async def test_expired_state(self, fake: FakeQelos) -> None:
@@ -354,16 +413,70 @@ class TestSocialLogin:
         async with browser(build_app(fake)) as http:
             http.cookies.set(STATE_COOKIE, "x")
             response = await http.get("/auth/callback", params={"state": old, "rt": "whatever"})
-        assert_error(response, 400, "OAUTH_STATE_EXPIRED")
+        assert_error(response, 400, "OAUTH_STATE_EXPIRED", "the social login took too long; start again")
 
     async def test_state_from_another_browser_is_refused(self, fake: FakeQelos) -> None:
         app = build_app(fake)
         async with browser(app) as attacker, browser(app) as victim:
             start = await social_start(attacker)
             back = app_path(await through_qelos(fake, start.headers["location"]))
+            # The victim started a social login of their own: the nonces differ, not merely a cookie is missing.
+            await social_start(victim)
+            assert victim.cookies[STATE_COOKIE] != attacker.cookies[STATE_COOKIE]
             response = await victim.get(back)
-        assert_error(response, 400, "OAUTH_STATE_MISMATCH")
-        assert "qlt_0" not in victim.cookies
+            mismatch = "this social login was not started in this browser; start again"
+            assert_error(response, 400, "OAUTH_STATE_MISMATCH", mismatch)
+            assert "qlt_0" not in victim.cookies
+            assert_error(await http_without_cookie(app, back), 400, "OAUTH_STATE_MISMATCH")
+
+    @pytest.mark.parametrize(
+        ("base", "secure"), [("https://app.test", True), ("http://app.test", False)], ids=["https", "http"]
+    )
+    async def test_state_cookie_attributes(self, fake: FakeQelos, base: str, secure: bool) -> None:
+        app = build_app(fake, prefix="/account", state_max_age=120)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as http:
+            start = await http.get("/account/github")
+            (written,) = set_cookies(start, STATE_COOKIE)
+            state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+            back = await http.get("/account/callback", params={"state": state})
+            assert_error(back, 400, "MISSING_RT")
+            (deleted,) = set_cookies(back, STATE_COOKIE)
+        for header in (written, deleted):
+            attributes = {a.strip().split("=")[0].lower(): a.strip() for a in header.split(";")[1:]}
+            assert attributes["path"] == "Path=/account/callback"
+            assert attributes["samesite"] == "SameSite=lax"
+            assert "httponly" in attributes
+            assert ("secure" in attributes) is secure
+        assert "Max-Age=120;" in written and "Max-Age=0;" in deleted
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"n": 5, "p": "github", "r": "/"},
+            {"n": None, "p": "github", "r": "/"},
+            {"p": "github", "r": "/"},
+            {"n": "5", "p": "github", "r": "//evil.example"},
+            {"n": "5", "p": "github", "r": 7},
+            {"n": "5", "p": "github"},
+            ["5", "github", "/"],
+            "5",
+        ],
+    )
+    async def test_signed_state_that_we_never_issue_is_refused(self, fake: FakeQelos, payload: Any) -> None:
+        signed = URLSafeTimedSerializer(SECRET, salt=STATE_SALT).dumps(payload)
+        async with browser(build_app(fake)) as http:
+            http.cookies.set(STATE_COOKIE, "5")
+            response = await http.get("/auth/callback", params={"state": signed, "rt": "whatever"})
+        assert_error(response, 400, "INVALID_OAUTH_STATE", "the state is not one this app signed")
+        assert fake.count("POST /api/auth/callback") == 0
+
+    async def test_a_state_we_issue_passes_with_its_cookie(self, fake: FakeQelos) -> None:
+        signed = URLSafeTimedSerializer(SECRET, salt=STATE_SALT).dumps({"n": "5", "p": "github", "r": "/next"})
+        async with browser(build_app(fake)) as http:
+            http.cookies.set(STATE_COOKIE, "5")
+            response = await http.get("/auth/callback", params={"state": signed, "rt": "x" * 20})
+        # Past the state check: Qelos is asked, and refuses this made-up refresh token.
+        assert_error(response, 401, "SOCIAL_LOGIN_REJECTED")
 
     async def test_state_signed_with_another_key_is_refused(self, fake: FakeQelos) -> None:
         forged = URLSafeTimedSerializer("another-secret-of-length", salt=STATE_SALT).dumps({"n": "x", "r": "/"})
@@ -374,7 +487,8 @@ class TestSocialLogin:
 
     async def test_missing_state_or_rt(self, fake: FakeQelos) -> None:
         async with browser(build_app(fake)) as http:
-            assert_error(await http.get("/auth/callback", params={"rt": "x"}), 400, "INVALID_OAUTH_STATE")
+            no_state = "the callback carries no state; start again from the login page"
+            assert_error(await http.get("/auth/callback", params={"rt": "x"}), 400, "INVALID_OAUTH_STATE", no_state)
             start = await social_start(http)
             back = app_path(await through_qelos(fake, start.headers["location"]))
             state = parse_qs(urlsplit(back).query)["state"][0]
@@ -397,7 +511,7 @@ class TestSocialLogin:
         assert response.status_code == 303
         assert response.headers["location"] == "/login?error=INVALID_OAUTH_STATE"
 
-    @pytest.mark.parametrize("next_path", ["//evil.example", "https://evil.example/x", "/\\evil"])
+    @pytest.mark.parametrize("next_path", ["//evil.example", "///evil.example", "https://evil.example/x", "/\\evil"])
     async def test_foreign_return_url_is_refused(self, fake: FakeQelos, next_path: str) -> None:
         async with browser(build_app(fake)) as http:
             response = await social_start(http, next_path=next_path)
