@@ -15,8 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from examples import pages
 from examples.demo_qelos import DEMO_USERS
-from qelos_integrator_fastapi import QelosRequestContext, WorkspaceSwitchError
-from qelos_integrator_fastapi.routes import QELOS_PROVIDERS
+from qelos_integrator_fastapi import QELOS_PROVIDERS, QelosRequestContext, WorkspaceSwitchError
 
 
 def _signed_in(qelos: Optional[QelosRequestContext]) -> Optional[QelosRequestContext]:

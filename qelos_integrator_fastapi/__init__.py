@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Dict
 from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._fastapi_router import create_qelos_auth_router
     from .backend import QelosAuthBackend, QelosUser
     from .config import QelosConfig, QelosConfigError
     from .context import QelosRequestContext
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
     from .events import QelosEvent
     from .middleware import QelosIntegratorMiddleware
     from .refresh import TokenRefreshContext, write_token_cookies
-    from .routes import create_qelos_auth_router, create_qelos_auth_routes
+    from .routes import QELOS_PROVIDERS, create_qelos_auth_routes
 
 _EXPORTS: Dict[str, str] = {
+    "QELOS_PROVIDERS": "routes",
     "AuthMode": "credentials",
     "CookieBuffer": "cookies",
     "OptionalQelosContext": "dependencies",
@@ -40,7 +42,7 @@ _EXPORTS: Dict[str, str] = {
     "TokenPair": "credentials",
     "TokenRefreshContext": "refresh",
     "WorkspaceSwitchError": "errors",
-    "create_qelos_auth_router": "routes",
+    "create_qelos_auth_router": "_fastapi_router",
     "create_qelos_auth_routes": "routes",
     "get_qelos": "dependencies",
     "require_user": "dependencies",
@@ -49,6 +51,7 @@ _EXPORTS: Dict[str, str] = {
 
 __all__ = [
     "QELOS_AUTH_RESPONSES",
+    "QELOS_PROVIDERS",
     "AuthMode",
     "CookieBuffer",
     "OptionalQelosContext",

@@ -1,11 +1,13 @@
-"""Optional sign-in, sign-out and social-login routes that talk to Qelos for the app's browsers."""
+"""Optional sign-in, sign-out and social-login routes that talk to Qelos for the app's browsers.
+
+Plain Starlette: the FastAPI router wrapper lives in ``_fastapi_router.py``.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -15,7 +17,6 @@ from ._oauth_state import SECRET_ENV as SECRET_ENV
 from ._oauth_state import STATE_COOKIE as STATE_COOKIE
 from ._oauth_state import STATE_SALT as STATE_SALT
 from ._oauth_state import OAuthState, callback_path
-from ._openapi import REQUEST_BODIES, RESPONSES, SUMMARIES
 from ._problem import Problem
 from ._qelos_auth import QelosAuth
 from ._request_body import is_form, read_fields, sign_in_fields
@@ -199,55 +200,6 @@ def create_qelos_auth_routes(
             Route(f"{prefix}/{{provider}}", endpoints.social_start, methods=["GET"], name="qelos_auth_social"),
         ]
     return routes
-
-
-def create_qelos_auth_router(
-    config: QelosConfig,
-    *,
-    secret_key: Optional[str] = None,
-    mode: str = "session",
-    prefix: str = "/auth",
-    providers: Sequence[str] = QELOS_PROVIDERS,
-    public_url: Optional[str] = None,
-    callback_url: Optional[str] = None,
-    login_page: Optional[str] = None,
-    default_return_url: str = "/",
-    state_max_age: int = 600,
-    trusted_origins: Sequence[str] = (),
-    on_token_refresh: Optional[OnTokenRefresh] = None,
-    tags: Optional[List[str]] = None,
-) -> APIRouter:
-    """A FastAPI router with ``POST {prefix}/login``, ``POST {prefix}/logout``, ``GET {prefix}/{provider}``
-    and ``GET {prefix}/callback``; see docs/auth-router.md."""
-    routes = create_qelos_auth_routes(
-        config,
-        secret_key=secret_key,
-        mode=mode,
-        prefix=prefix,
-        providers=providers,
-        public_url=public_url,
-        callback_url=callback_url,
-        login_page=login_page,
-        default_return_url=default_return_url,
-        state_max_age=state_max_age,
-        trusted_origins=trusted_origins,
-        on_token_refresh=on_token_refresh,
-    )
-    router = APIRouter(tags=list(tags) if tags is not None else ["auth"])
-    for route in routes:
-        assert isinstance(route, Route)
-        methods = sorted(route.methods or ())
-        router.add_api_route(
-            route.path,
-            route.endpoint,
-            methods=[m for m in methods if m != "HEAD"],
-            name=route.name,
-            response_model=None,
-            summary=SUMMARIES[route.name],
-            responses=RESPONSES[route.name],
-            openapi_extra=REQUEST_BODIES.get(route.name),
-        )
-    return router
 
 
 def _respond(form: bool, return_to: str, body: Dict[str, Any], buffer: CookieBuffer) -> Response:

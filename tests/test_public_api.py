@@ -34,10 +34,28 @@ def test_importing_the_package_and_its_pytest_plugin_is_cheap() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_plain_starlette_use_never_imports_fastapi() -> None:
-    code = (
-        "import sys; from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosConfig, QelosUser;"
-        "print('fastapi' in sys.modules)"
-    )
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("qelos_integrator_fastapi", "QelosIntegratorMiddleware"),
+        ("qelos_integrator_fastapi", "QelosAuthBackend"),
+        ("qelos_integrator_fastapi", "QelosUser"),
+        ("qelos_integrator_fastapi", "QelosConfig"),
+        ("qelos_integrator_fastapi", "QelosRequestContext"),
+        ("qelos_integrator_fastapi", "create_qelos_auth_routes"),
+        ("qelos_integrator_fastapi", "QELOS_PROVIDERS"),
+        ("qelos_integrator_fastapi.testing", "FakeQelos"),
+    ],
+)
+def test_plain_starlette_names_never_import_fastapi(module: str, name: str) -> None:
+    # A fresh interpreter per name: one import must not hide what another pulled in.
+    code = f"import sys; from {module} import {name}; print('fastapi' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_fastapi_names_do_import_fastapi() -> None:
+    # The check above can fail: the FastAPI router wrapper does need FastAPI.
+    code = "import sys; from qelos_integrator_fastapi import create_qelos_auth_router; print('fastapi' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"

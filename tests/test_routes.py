@@ -16,14 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qelos_integrator_fastapi import QelosConfig, QelosConfigError, QelosIntegratorMiddleware
-from qelos_integrator_fastapi.routes import (
-    STATE_COOKIE,
-    STATE_SALT,
+from qelos_integrator_fastapi import (
+    QelosConfig,
+    QelosConfigError,
+    QelosIntegratorMiddleware,
     create_qelos_auth_router,
     create_qelos_auth_routes,
-    safe_return_path,
 )
+from qelos_integrator_fastapi.routes import STATE_COOKIE, STATE_SALT, safe_return_path
 from qelos_integrator_fastapi.testing import FakeQelos
 
 SECRET = "test-secret-key-of-some-length"

@@ -14,9 +14,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from examples import views
 from examples.demo_qelos import FAKE_PREFIX, demo_qelos
-from qelos_integrator_fastapi import QelosIntegratorMiddleware
-from qelos_integrator_fastapi.dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext
-from qelos_integrator_fastapi.routes import create_qelos_auth_router
+from qelos_integrator_fastapi import (
+    QELOS_AUTH_RESPONSES,
+    OptionalQelosContext,
+    QelosContext,
+    QelosIntegratorMiddleware,
+    create_qelos_auth_router,
+)
 
 demo = demo_qelos()
 

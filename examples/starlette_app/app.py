@@ -17,8 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from examples import views
 from examples.demo_qelos import FAKE_PREFIX, demo_qelos
-from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosRequestContext
-from qelos_integrator_fastapi.routes import create_qelos_auth_routes
+from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosRequestContext, create_qelos_auth_routes
 
 demo = demo_qelos()
 
