@@ -7,7 +7,7 @@ from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from .context import QelosRequestContext
-from .errors import QelosUnavailable
+from .errors import refusal
 
 
 class _DocumentedBearer(HTTPBearer):
@@ -63,7 +63,8 @@ QELOS_AUTH_RESPONSES: Dict[Union[int, str], Dict[str, Any]] = {
         "content": {"application/json": {"schema": _ERROR_SCHEMA}},
     },
     503: {
-        "description": 'Qelos could not be reached: `{"detail": {"code": "QELOS_UNAVAILABLE"}}`, `Retry-After`.',
+        "description": 'Qelos could not be reached: `{"detail": {"code": "QELOS_UNAVAILABLE", "message": ...}}`, '
+        "`Retry-After`.",
         "content": {"application/json": {"schema": _ERROR_SCHEMA}},
     },
 }
@@ -90,13 +91,10 @@ def require_user(
     ctx = get_qelos(request)
     if ctx is not None and ctx.user is not None:
         return ctx
-    unavailable = ctx is not None and ctx.error == QelosUnavailable.code
-    code = QelosUnavailable.code if unavailable else "UNAUTHORIZED"
+    status, body, headers = refusal(ctx.error if ctx is not None else None)
     if request.scope["type"] == "websocket":
-        raise WebSocketException(code=1008, reason=code)
-    if unavailable:
-        raise HTTPException(status_code=503, detail={"code": code}, headers={"Retry-After": "5"})
-    raise HTTPException(status_code=401, detail={"code": code}, headers={"WWW-Authenticate": "Bearer"})
+        raise WebSocketException(code=1008, reason=body["code"])
+    raise HTTPException(status_code=status, detail=body, headers=headers)
 
 
 # `qelos: QelosContext` in a route signature is `Depends(require_user)`; OptionalQelosContext is `get_qelos`.

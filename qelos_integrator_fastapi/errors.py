@@ -9,6 +9,8 @@ QelosError                    base
 
 from __future__ import annotations
 
+from typing import Dict, Optional, Tuple
+
 
 class QelosError(Exception):
     """Base of the integrator's errors."""
@@ -32,3 +34,17 @@ class WorkspaceSwitchError(QelosError):
     """The caller's credential cannot carry a different active workspace."""
 
     code = "WORKSPACE_SWITCH_NEEDS_SESSION"
+
+
+UNAVAILABLE_MESSAGE = "Qelos could not be asked who is calling (unreachable, slow or an unusable answer); retry shortly"
+
+
+def refusal(error: Optional[str]) -> Tuple[int, Dict[str, str], Dict[str, str]]:
+    """How to refuse a request that resolved no user: ``(status, body, headers)``.
+
+    503 QELOS_UNAVAILABLE (``{"code", "message"}``, ``Retry-After``) when Qelos could not be asked,
+    else 401 ``{"code": "UNAUTHORIZED"}`` with ``WWW-Authenticate: Bearer``, the body the spec fixes.
+    """
+    if error == QelosUnavailable.code:
+        return 503, {"code": QelosUnavailable.code, "message": UNAVAILABLE_MESSAGE}, {"Retry-After": "5"}
+    return 401, {"code": QelosUnauthorized.code}, {"WWW-Authenticate": "Bearer"}

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .backend import QelosAuthBackend
 from .config import QelosConfig
 from .context import QelosRequestContext, ResolveWorkspace
-from .errors import QelosUnavailable
+from .errors import refusal
 from .events import OnEvent
 from .refresh import OnTokenRefresh
 
@@ -105,31 +105,21 @@ class _Gate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.config.require_auth and not scope["user"].is_authenticated:
             ctx = scope.get("state", {}).get("qelos")
-            unavailable = isinstance(ctx, QelosRequestContext) and ctx.error == QelosUnavailable.code
-            await deny(scope, receive, send, unavailable=unavailable)
+            await deny(scope, receive, send, ctx.error if isinstance(ctx, QelosRequestContext) else None)
             return
         await self.app(scope, receive, send)
 
 
-async def deny(scope: Scope, receive: Receive, send: Send, *, unavailable: bool = False) -> None:
-    """Answer 401 UNAUTHORIZED (or 503 QELOS_UNAVAILABLE); on a WebSocket, a denial response or close 1008."""
-    response = _denial(unavailable)
+async def deny(scope: Scope, receive: Receive, send: Send, error: Optional[str] = None) -> None:
+    """Refuse as errors.refusal decides; on a WebSocket, a denial response or close 1008."""
+    status, body, headers = refusal(error)
     if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
-        await send({"type": "websocket.close", "code": 1008, "reason": response_code(unavailable)})
+        await send({"type": "websocket.close", "code": 1008, "reason": body["code"]})
         return
-    await response(scope, receive, send)
-
-
-def response_code(unavailable: bool) -> str:
-    return QelosUnavailable.code if unavailable else "UNAUTHORIZED"
-
-
-def _denial(unavailable: bool) -> Response:
-    if unavailable:
-        return JSONResponse({"code": QelosUnavailable.code}, status_code=503, headers={"Retry-After": "5"})
-    return JSONResponse({"code": "UNAUTHORIZED"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
 
 def _on_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
     logger.info("authentication error: %s", exc)
-    return _denial(False)
+    status, body, headers = refusal(None)
+    return JSONResponse(body, status_code=status, headers=headers)

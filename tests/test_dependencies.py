@@ -20,6 +20,12 @@ from qelos_integrator_fastapi import (
 from qelos_integrator_fastapi.dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext
 from qelos_integrator_fastapi.testing import FakeQelos
 
+# The 503 body of the product: {"code", "message"} (errors.refusal).
+UNAVAILABLE = {
+    "code": "QELOS_UNAVAILABLE",
+    "message": "Qelos could not be asked who is calling (unreachable, slow or an unusable answer); retry shortly",
+}
+
 
 def build_app(fake: FakeQelos) -> FastAPI:
     app = FastAPI()
@@ -93,7 +99,7 @@ async def test_require_user_behaviour_is_unchanged(seeded: FakeQelos) -> None:
         seeded.inject("GET /api/me", status=502)
         down = await http.get("/private", headers={"Authorization": f"Bearer {token}"})
         assert down.status_code == 503
-        assert down.json() == {"detail": {"code": "QELOS_UNAVAILABLE"}}
+        assert down.json() == {"detail": UNAVAILABLE}
 
 
 @pytest.mark.anyio

@@ -14,6 +14,12 @@ from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, Qel
 
 from .helpers import client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
 
+# The 503 body of the product: {"code", "message"} (errors.refusal).
+UNAVAILABLE = {
+    "code": "QELOS_UNAVAILABLE",
+    "message": "Qelos could not be asked who is calling (unreachable, slow or an unusable answer); retry shortly",
+}
+
 pytestmark = pytest.mark.anyio
 
 
@@ -27,7 +33,7 @@ class Fault:
 
     @property
     def body(self) -> Dict[str, str]:
-        return {"code": "UNAUTHORIZED" if self.status == 401 else "QELOS_UNAVAILABLE"}
+        return {"code": "UNAUTHORIZED"} if self.status == 401 else UNAVAILABLE
 
 
 def down(name: str, log: str, **options: Any) -> Fault:
@@ -100,7 +106,7 @@ async def test_unreachable_qelos_is_503_not_401() -> None:
     async with client(fastapi_app(config)) as http:
         response = await http.get("/me", headers={"Authorization": "Bearer a.b.c"})
     assert response.status_code == 503
-    assert response.json() == {"code": "QELOS_UNAVAILABLE"}
+    assert response.json() == UNAVAILABLE
 
 
 async def test_workspace_list_failure_keeps_the_user(caplog: pytest.LogCaptureFixture) -> None:
@@ -154,7 +160,7 @@ async def test_require_user_makes_the_same_401_503_distinction() -> None:
         down = await http.get("/private", headers={"Authorization": f"Bearer {pair.access_token}"})
         world.fake.clear_faults()
         anonymous = await http.get("/private")
-    assert (down.status_code, down.json()) == (503, {"detail": {"code": "QELOS_UNAVAILABLE"}})
+    assert (down.status_code, down.json()) == (503, {"detail": UNAVAILABLE})
     assert (anonymous.status_code, anonymous.json()) == (401, {"detail": {"code": "UNAUTHORIZED"}})
 
 
@@ -178,7 +184,7 @@ async def test_a_refresh_slower_than_refresh_timeout_is_503(caplog: pytest.LogCa
     app = fastapi_app(config_for(world.fake, require_auth=True, timeout=0.1, refresh_timeout=0.3))
     async with client(app) as http:
         response = await http.get("/me", headers=cookie_header(q_refresh_token=pair.refresh_token))
-    assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
     assert "POST /api/token/refresh timed out after 0.3s" in caplog.text
     assert set_cookie_headers(response) == []
 
