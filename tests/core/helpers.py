@@ -55,8 +55,11 @@ class Rewriting(httpx.AsyncBaseTransport):
     def __init__(self, fake: FakeQelos, rewrite: Rewrite) -> None:
         self._inner = fake.transport
         self._rewrite = rewrite
+        # Every request sent, wherever it was going (FakeQelos refuses other hosts).
+        self.sent: List[httpx.Request] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
         return await self._rewrite(request, await self._inner.handle_async_request(request))
 
 
