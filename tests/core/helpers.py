@@ -94,6 +94,13 @@ def fastapi_app(config: QelosConfig, **middleware_options: Any) -> FastAPI:
     return app
 
 
+def find_middleware(app: Any) -> QelosIntegratorMiddleware:
+    layer = app.middleware_stack
+    while not isinstance(layer, QelosIntegratorMiddleware):
+        layer = layer.app
+    return layer
+
+
 def client(app: Any, base_url: str = "http://app.test") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
 

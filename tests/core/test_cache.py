@@ -9,10 +9,10 @@ from typing import Any, List
 import anyio
 import pytest
 
-from qelos_integrator_fastapi import QelosEvent, QelosIntegratorMiddleware
+from qelos_integrator_fastapi import QelosEvent
 from qelos_integrator_fastapi.cache import IdentityCache
 
-from .helpers import client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
+from .helpers import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -188,13 +188,6 @@ async def test_fifty_concurrent_requests_with_one_expired_pair_refresh_once() ->
     assert world.fake.count("POST /api/token/refresh") == 1
     assert [r.json()["user"]["_id"] for r in responses] == [world.alice.id] * 50
     assert len({tuple(sorted(set_cookie_headers(r))) for r in responses}) == 1
-
-
-def find_middleware(app: Any) -> QelosIntegratorMiddleware:
-    layer = app.middleware_stack
-    while not isinstance(layer, QelosIntegratorMiddleware):
-        layer = layer.app
-    return layer
 
 
 def unsigned_jwt(**claims: Any) -> str:
