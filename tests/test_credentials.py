@@ -70,3 +70,45 @@ def test_cookies_split_over_several_headers_are_read() -> None:
 def test_repr_never_shows_tokens() -> None:
     creds = read_credentials(scope(("authorization", "Bearer secret-access-token-value")), CONFIG)
     assert "secret-access-token-value" not in repr(creds)
+
+
+def test_a_credential_of_exactly_the_length_limit_is_read_and_one_more_is_not() -> None:
+    config = QelosConfig(app_url="https://qelos.example.com", max_credential_length=16)
+    for length, expected in ((16, "t" * 16), (17, None)):
+        token = "t" * length
+        bearer = read_credentials(scope(("authorization", f"Bearer {token}")), config)
+        cookies = read_credentials(scope(("cookie", f"q_access_token={token}; q_refresh_token={token}")), config)
+        session = read_credentials(scope(("cookie", f"qlt_0={token}")), config)
+        assert (bearer.access_token, cookies.access_token, cookies.refresh_token) == (expected,) * 3
+        assert session.session_cookie == (None if expected is None else ("qlt_0", expected))
+        assert (bearer.rejected is None) == (expected is not None)
+
+
+def test_a_rejected_bearer_header_does_not_hide_the_access_cookie() -> None:
+    creds = read_credentials(
+        scope(("authorization", "Basic dXNlcjpwdw=="), ("cookie", "q_access_token=cookie")), CONFIG
+    )
+    assert (creds.mode, creds.access_token) == (AuthMode.TOKEN, "cookie")
+    assert creds.rejected == "Authorization scheme is not Bearer"
+
+
+def test_several_authorization_headers_are_all_ignored() -> None:
+    creds = read_credentials(scope(("authorization", "Bearer one"), ("authorization", "Bearer two")), CONFIG)
+    assert (creds.mode, creds.rejected) == (AuthMode.ANONYMOUS, "several Authorization headers")
+
+
+def test_spaces_around_the_bearer_token_are_not_part_of_it() -> None:
+    assert read_credentials(scope(("authorization", "Bearer   abc  ")), CONFIG).access_token == "abc"
+
+
+def test_an_empty_bearer_token_is_ignored_with_its_reason() -> None:
+    creds = read_credentials(scope(("authorization", "Bearer ")), CONFIG)
+    assert (creds.mode, creds.rejected) == (AuthMode.ANONYMOUS, "empty credential")
+
+
+def test_the_first_ignored_credential_is_the_reason_given() -> None:
+    config = QelosConfig(app_url="https://qelos.example.com", max_credential_length=16)
+    cookies = f"q_access_token=cookie; q_refresh_token={'r' * 17}"
+    creds = read_credentials(scope(("authorization", "Basic dXNlcjpwdw=="), ("cookie", cookies)), config)
+    assert (creds.mode, creds.access_token, creds.refresh_token) == (AuthMode.TOKEN, "cookie", None)
+    assert creds.rejected == "Authorization scheme is not Bearer"

@@ -41,6 +41,8 @@ async def test_concurrent_callers_share_one_upstream_refresh() -> None:
     assert upstream.calls == ["r1"]
     assert len(results) == 50
     assert {(r.access_token, r.refresh_token) for r in results} == {("access-after-r1", "refresh-after-r1")}
+    results[0].access_token = "mutated"  # each caller has its own pair
+    assert {r.access_token for r in results[1:]} == {"access-after-r1"}
 
 
 async def test_successor_memory_answers_a_late_replay_of_the_old_token() -> None:
@@ -64,7 +66,26 @@ async def test_results_are_copies_callers_cannot_corrupt() -> None:
     refresher = Refresher(upstream.refresh)
     first = await refresher.refresh("r1")
     first.access_token = "mutated"
-    assert (await refresher.refresh("r1")).access_token == "access-after-r1"
+    remembered = await refresher.refresh("r1")
+    assert remembered.access_token == "access-after-r1"
+    remembered.access_token = remembered.refresh_token = "mutated"
+    again = await refresher.refresh("r1")
+    assert (again.access_token, again.refresh_token) == ("access-after-r1", "refresh-after-r1")
+    assert upstream.calls == ["r1"]
+
+
+async def test_by_default_a_replay_within_a_minute_is_answered_from_memory() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    now = [0.0]
+    refresher = Refresher(upstream.refresh, clock=lambda: now[0])
+    first = await refresher.refresh("r1")
+    now[0] = 59.9
+    assert (await refresher.refresh("r1")).access_token == first.access_token
+    assert upstream.calls == ["r1"]
+    now[0] = 60.0
+    await refresher.refresh("r1")
+    assert upstream.calls == ["r1", "r1"]
 
 
 async def test_rejection_reaches_every_waiter_and_is_not_remembered() -> None:
@@ -91,12 +112,13 @@ async def test_rejection_reaches_every_waiter_and_is_not_remembered() -> None:
     assert upstream.calls == ["r1", "r1"]
 
 
-async def test_unexpected_errors_become_unavailable() -> None:
+@pytest.mark.parametrize("error", [RuntimeError("boom"), ValueError("bad json"), KeyError("payload")])
+async def test_unexpected_errors_become_unavailable(error: Exception) -> None:
     upstream = Upstream()
     upstream.release.set()
-    upstream.fail_with = RuntimeError("boom")
+    upstream.fail_with = error
     refresher = Refresher(upstream.refresh)
-    with pytest.raises(QelosUnavailable):
+    with pytest.raises(QelosUnavailable, match=f"token refresh failed: {type(error).__name__}"):
         await refresher.refresh("r1")
 
 
@@ -134,3 +156,19 @@ async def test_successor_memory_is_bounded() -> None:
     for i in range(10):
         await refresher.refresh(f"r{i}")
     assert len(refresher._successors) <= 3
+
+
+async def test_expired_successors_are_dropped_when_the_next_is_remembered() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    now = [0.0]
+    refresher = Refresher(upstream.refresh, successor_ttl=30.0, clock=lambda: now[0])
+    for i in range(3):
+        await refresher.refresh(f"r{i}")
+    now[0] = 31.0
+    await refresher.refresh("r3")
+    assert len(refresher._successors) == 1
+
+
+# Equivalent mutant: remembering the upstream's pair without a copy. Nothing else holds that object:
+# the flight hands out copies only, and QelosClient.refresh builds a new pair per call.

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Dict, List, Optional
+from typing import Annotated, Any, Awaitable, Callable, Dict, List, Optional
 
 import httpx
 from fastapi import Depends, FastAPI
@@ -42,7 +42,31 @@ def make_world(url: str = "https://qelos.test") -> World:
 
 
 def config_for(fake: FakeQelos, **options: Any) -> QelosConfig:
-    return QelosConfig(app_url=fake.url, transport=fake.transport, **options)
+    options.setdefault("transport", fake.transport)
+    return QelosConfig(app_url=fake.url, **options)
+
+
+Rewrite = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]
+
+
+class Rewriting(httpx.AsyncBaseTransport):
+    """FakeQelos with every answer passed through ``rewrite``: what a real Qelos or a proxy may send, the fake never."""
+
+    def __init__(self, fake: FakeQelos, rewrite: Rewrite) -> None:
+        self._inner = fake.transport
+        self._rewrite = rewrite
+        # Every request sent, wherever it was going (FakeQelos refuses other hosts).
+        self.sent: List[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        return await self._rewrite(request, await self._inner.handle_async_request(request))
+
+
+async def with_set_cookies(response: httpx.Response, *set_cookies: str) -> httpx.Response:
+    """The same answer with more Set-Cookie headers."""
+    headers = [*response.headers.multi_items(), *(("set-cookie", value) for value in set_cookies)]
+    return httpx.Response(response.status_code, headers=headers, content=await response.aread())
 
 
 def fastapi_app(config: QelosConfig, **middleware_options: Any) -> FastAPI:
@@ -68,6 +92,13 @@ def fastapi_app(config: QelosConfig, **middleware_options: Any) -> FastAPI:
         }
 
     return app
+
+
+def find_middleware(app: Any) -> QelosIntegratorMiddleware:
+    layer = app.middleware_stack
+    while not isinstance(layer, QelosIntegratorMiddleware):
+        layer = layer.app
+    return layer
 
 
 def client(app: Any, base_url: str = "http://app.test") -> httpx.AsyncClient:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any, List
 
 import anyio
 import pytest
 
-from qelos_integrator_fastapi import QelosEvent, QelosIntegratorMiddleware
+from qelos_integrator_fastapi import QelosEvent
 from qelos_integrator_fastapi.cache import IdentityCache
 
-from .helpers import client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
+from .helpers import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -82,24 +84,45 @@ async def test_cache_lifetime_is_capped_by_the_token_exp() -> None:
     assert await cache.get_or_fetch(pair.access_token, fetch) == ("identity", False)
 
 
-async def test_cache_is_lru_bounded_and_single_flight() -> None:
+async def test_concurrent_misses_share_one_lookup() -> None:
     calls: List[str] = []
     release = anyio.Event()
     cache = IdentityCache[str](60, 2)
 
-    async def fetch_for(key: str) -> str:
-        calls.append(key)
+    async def fetch() -> str:
+        calls.append("same")
         await release.wait()
-        return key
+        return "same"
 
     async with anyio.create_task_group() as tg:
         for _ in range(10):
-            tg.start_soon(cache.get_or_fetch, "same", lambda: fetch_for("same"))
+            tg.start_soon(cache.get_or_fetch, "same", fetch)
         await anyio.wait_all_tasks_blocked()
         release.set()
     assert calls == ["same"]
-    for key in ("a", "b", "c"):
-        await cache.get_or_fetch(key, lambda key=key: fetch_for(key))  # type: ignore[misc]
+
+
+# Mutants judged equivalent (no difference a caller can observe beyond an extra or a saved upstream call):
+# * a waiter not breaking out after a failed shared lookup loops once more and either asks Qelos itself
+#   or joins a retry another waiter started: the same identities, at most fewer upstream calls;
+# * deleting the pending marker without checking it is ours, or not moving a re-stored key to the end,
+#   differs only when two lookups of one key overlap a third, and changes upstream call counts, not identities.
+
+
+async def test_the_least_recently_used_entry_is_evicted() -> None:
+    cache = IdentityCache[str](60, 2)
+
+    async def hit(key: str) -> bool:
+        async def fetch() -> str:
+            return key
+
+        value, from_memory = await cache.get_or_fetch(key, fetch)
+        assert value == key
+        return from_memory
+
+    assert [await hit(key) for key in ("a", "b", "a", "c")] == [False, False, True, False]
+    # "b" was the least recently used when "c" arrived: "a" had been used after it.
+    assert [await hit(key) for key in ("a", "c", "b")] == [True, True, False]
     assert len(cache) == 2
 
 
@@ -109,11 +132,41 @@ async def test_cached_identities_are_copies() -> None:
     async def fetch() -> dict[str, Any]:
         return {"roles": ["user"]}
 
-    first, _ = await cache.get_or_fetch("k", fetch)
-    first["roles"].append("admin")
+    missed, hit = await cache.get_or_fetch("k", fetch)
+    assert not hit
+    missed["roles"].append("admin")
+    first_hit, hit = await cache.get_or_fetch("k", fetch)
+    assert hit
+    first_hit["roles"].append("admin")
     again, hit = await cache.get_or_fetch("k", fetch)
     assert hit
     assert again == {"roles": ["user"]}
+
+
+async def test_one_credential_of_two_kinds_is_two_entries() -> None:
+    cache = IdentityCache[str](60, 10)
+
+    async def as_token() -> str:
+        return "token identity"
+
+    async def as_session() -> str:
+        return "session identity"
+
+    assert await cache.get_or_fetch("same-string", as_token, kind="token") == ("token identity", False)
+    assert await cache.get_or_fetch("same-string", as_session, kind="session") == ("session identity", False)
+    assert await cache.get_or_fetch("same-string", as_session, kind="token") == ("token identity", True)
+
+
+async def test_session_cookie_users_never_share_a_cache_entry() -> None:
+    world = make_world()
+    cookies = {user.id: world.fake.issue_session_cookie(user) for user in (world.alice, world.bob)}
+    app = fastapi_app(config_for(world.fake, identity_cache_ttl=60))
+    async with client(app) as http:
+        for _ in range(2):
+            for user_id, cookie in cookies.items():
+                body = (await http.get("/me", headers=cookie_header(qlt_0=cookie))).json()
+                assert (body["mode"], body["user"]["_id"]) == ("session", user_id)
+    assert world.fake.count("GET /api/me") == 2  # one miss per user, then hits
 
 
 async def test_fifty_concurrent_requests_with_one_expired_pair_refresh_once() -> None:
@@ -137,8 +190,42 @@ async def test_fifty_concurrent_requests_with_one_expired_pair_refresh_once() ->
     assert len({tuple(sorted(set_cookie_headers(r))) for r in responses}) == 1
 
 
-def find_middleware(app: Any) -> QelosIntegratorMiddleware:
-    layer = app.middleware_stack
-    while not isinstance(layer, QelosIntegratorMiddleware):
-        layer = layer.app
-    return layer
+def unsigned_jwt(**claims: Any) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJIUzI1NiJ9.{payload}.signature"
+
+
+async def test_an_entry_is_gone_exactly_ttl_seconds_after_it_was_stored() -> None:
+    now = [0.0]
+    cache = IdentityCache[str](30, 10, clock=lambda: now[0])
+
+    async def fetch() -> str:
+        return "identity"
+
+    await cache.get_or_fetch("k", fetch)
+    now[0] = 29.999
+    assert await cache.get_or_fetch("k", fetch) == ("identity", True)
+    now[0] = 30.0
+    assert await cache.get_or_fetch("k", fetch) == ("identity", False)
+
+
+async def test_a_credential_expiring_now_is_not_stored_and_evicts_nothing() -> None:
+    cache = IdentityCache[str](60, 1, wall_clock=lambda: 1000.0)
+
+    async def fetch() -> str:
+        return "identity"
+
+    await cache.get_or_fetch("live", fetch)
+    assert await cache.get_or_fetch(unsigned_jwt(exp=1000), fetch) == ("identity", False)
+    assert await cache.get_or_fetch("live", fetch) == ("identity", True)
+
+
+async def test_an_exp_claim_that_is_not_a_number_leaves_the_ttl() -> None:
+    cache = IdentityCache[str](60, 10, wall_clock=lambda: 1000.0)
+
+    async def fetch() -> str:
+        return "identity"
+
+    token = unsigned_jwt(exp=True)
+    await cache.get_or_fetch(token, fetch)
+    assert await cache.get_or_fetch(token, fetch) == ("identity", True)

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, QelosRequestContext, require_user
 
-from .helpers import client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
+from .helpers import Rewriting, client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
 
 # The 503 body of the product: {"code", "message"} (errors.refusal).
 UNAVAILABLE = {
@@ -45,6 +45,7 @@ MATRIX = [
     down("read timeout", "timed out after 0.3s", latency=2.0),
     down("5xx", "answered 502 (bad gateway)", status=502, body={"message": "bad gateway"}),
     down("non-JSON body", "body that is not JSON", malformed=True),
+    down("2xx other than 200", "GET /api/me answered 201", status=201, body={"_id": "a-user-id"}),
     down("wrong shape", "without a user object", status=200, body={"hello": "world"}),
     down(
         "tenant/host mismatch",
@@ -59,6 +60,7 @@ MATRIX = [
         401,
         "rejected the token credential",
     ),
+    Fault("credential forbidden", "GET /api/me", {"status": 403}, 401, "rejected the token credential"),
 ]
 
 
@@ -109,16 +111,27 @@ async def test_unreachable_qelos_is_503_not_401() -> None:
     assert response.json() == UNAVAILABLE
 
 
-async def test_workspace_list_failure_keeps_the_user(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("options", "log"),
+    [
+        ({"status": 500, "body": {"message": "Failed to load workspaces"}}, "workspace list did not"),
+        ({"status": 200, "body": ["not-a-workspace"]}, "without a list of workspaces"),
+        ({"status": 200, "body": [{"name": "no id"}]}, "without a list of workspaces"),
+    ],
+)
+async def test_workspace_list_failure_keeps_the_user(
+    options: Dict[str, Any], log: str, caplog: pytest.LogCaptureFixture
+) -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    world.fake.inject("GET /api/workspaces", status=500, body={"message": "Failed to load workspaces"})
+    world.fake.inject("GET /api/workspaces", **options)
     async with client(fastapi_app(config_for(world.fake, require_auth=True))) as http:
         response = await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
     assert response.status_code == 200
     assert response.json()["user"]["_id"] == world.alice.id
     assert response.json()["workspaces"] == []
-    assert "workspace list did not" in caplog.text
+    assert response.json()["workspace"] is None
+    assert log in caplog.text
 
 
 async def test_refresh_endpoint_down_is_503_and_clears_no_cookie() -> None:
@@ -199,3 +212,38 @@ async def test_cookies_land_on_the_middlewares_own_401() -> None:
     assert (response.status_code, response.json()) == (401, {"code": "UNAUTHORIZED"})
     # The refresh spent the old token; its successor must still reach the browser.
     assert sorted(h.split("=", 1)[0] for h in set_cookie_headers(response)) == ["q_access_token", "q_refresh_token"]
+
+
+# client.py's trust_env=False is kept but cannot be observed: httpx reads proxy variables only when no
+# transport is given, and QelosClient always passes one (its own pool or config.transport).
+@pytest.mark.parametrize("location", ["/api/me/elsewhere", "http://elsewhere.test/api/me"])
+async def test_a_redirect_is_an_outage_and_is_never_followed(location: str) -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+
+    async def redirect_me(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        return httpx.Response(302, headers={"location": location}) if request.url.path == "/api/me" else response
+
+    transport = Rewriting(world.fake, redirect_me)
+    app = fastapi_app(config_for(world.fake, transport=transport, require_auth=True))
+    async with client(app) as http:
+        response = await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
+    assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
+    sent = sorted(str(r.url) for r in transport.sent)
+    assert sent == [f"{world.fake.url}/api/me", f"{world.fake.url}/api/workspaces"]  # and nowhere else
+
+
+@pytest.mark.parametrize("missing", ["token", "refreshToken", "both"])
+async def test_a_refresh_answer_without_both_new_tokens_is_an_outage(missing: str) -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    other = world.fake.issue_tokens(world.alice)
+    payload = {"token": other.access_token, "refreshToken": other.refresh_token}
+    payload = {key: "" if missing in (key, "both") else value for key, value in payload.items()}
+    world.fake.inject("POST /api/token/refresh", status=200, body={"payload": payload})
+    app = fastapi_app(config_for(world.fake, require_auth=True))
+    async with client(app) as http:
+        response = await http.get("/me", headers=cookie_header(q_refresh_token=pair.refresh_token))
+    # Accepting it would leave a spent refresh token, or no access token, in the browser's cookies.
+    assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
+    assert set_cookie_headers(response) == []

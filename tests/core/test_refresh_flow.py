@@ -134,7 +134,7 @@ async def test_context_tokens_are_mutated_in_place_and_sdk_uses_the_new_token() 
     async def tokens(request: Request) -> Dict[str, Any]:
         qelos = request.state.qelos
         me = await qelos.sdk.authentication.get_logged_in_user()
-        return {"me": me["_id"], "access": qelos.tokens.access_token}
+        return {"me": me["_id"], "access": qelos.tokens.access_token, "refresh": qelos.tokens.refresh_token}
 
     async with client(app) as http:
         response = await http.get(
@@ -145,6 +145,22 @@ async def test_context_tokens_are_mutated_in_place_and_sdk_uses_the_new_token() 
     assert response.json()["access"] != pair.access_token
     sdk_call_auth = world.fake.requests[-1].headers["authorization"]
     assert sdk_call_auth == f"Bearer {response.json()['access']}"
+    # The context holds the pair the browser now has, never the spent refresh token.
+    assert response.cookies["q_refresh_token"] == response.json()["refresh"] != pair.refresh_token
+    assert response.cookies["q_access_token"] == response.json()["access"]
+
+
+async def test_a_second_tab_replaying_the_spent_pair_gets_the_same_new_pair() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.clock.advance(ACCESS_TTL + 1)
+    old_cookies = cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+    async with client(fastapi_app(config_for(world.fake, require_auth=True))) as http:
+        first = await http.get("/me", headers=old_cookies)
+        second = await http.get("/me", headers=old_cookies)
+    assert [r.json()["user"]["_id"] for r in (first, second)] == [world.alice.id] * 2
+    assert sorted(set_cookie_headers(second)) == sorted(set_cookie_headers(first))
+    assert world.fake.count("POST /api/token/refresh") == 1
 
 
 async def test_concurrent_requests_with_the_same_expired_pair_share_one_refresh() -> None:

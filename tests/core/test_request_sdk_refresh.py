@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, TokenRefreshContext, write_token_cookies
 
-from .helpers import client, config_for, cookie_header, make_world, set_cookie_headers
+from .helpers import Rewriting, client, config_for, cookie_header, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -29,13 +29,28 @@ async def test_an_access_token_expiring_mid_request_is_refreshed_once_for_concur
     world = make_world()
     pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     hook_calls: List[str] = []
+    rejected: List[int] = []
+    all_rejected = anyio.Event()
 
     async def hook(ctx: TokenRefreshContext) -> None:
         hook_calls.append(ctx.new_tokens.access_token or "")
         await write_token_cookies(ctx)
 
+    async def refresh_after_every_401(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        # The refresh answers only once all five calls met their 401: each call then asks for a refresh.
+        if request.url.path == "/api/workspaces" and response.status_code == 401:
+            rejected.append(401)
+            if len(rejected) == 5:
+                all_rejected.set()
+        elif request.url.path == "/api/token/refresh":
+            await all_rejected.wait()
+        return response
+
     app = FastAPI()
-    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake), on_token_refresh=hook)
+    transport = Rewriting(world.fake, refresh_after_every_401)
+    app.add_middleware(
+        QelosIntegratorMiddleware, config=config_for(world.fake, transport=transport), on_token_refresh=hook
+    )
 
     @app.get("/slow")
     async def slow(request: Request) -> Dict[str, Any]:
