@@ -228,7 +228,7 @@ async def test_a_redirect_is_an_outage_and_is_never_followed(location: str) -> N
     app = fastapi_app(config_for(world.fake, transport=transport, require_auth=True))
     async with client(app) as http:
         response = await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
-    assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
     sent = sorted(str(r.url) for r in transport.sent)
     assert sent == [f"{world.fake.url}/api/me", f"{world.fake.url}/api/workspaces"]  # and nowhere else
 
@@ -245,5 +245,5 @@ async def test_a_refresh_answer_without_both_new_tokens_is_an_outage(missing: st
     async with client(app) as http:
         response = await http.get("/me", headers=cookie_header(q_refresh_token=pair.refresh_token))
     # Accepting it would leave a spent refresh token, or no access token, in the browser's cookies.
-    assert (response.status_code, response.json()) == (503, {"code": "QELOS_UNAVAILABLE"})
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
     assert set_cookie_headers(response) == []
