@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, Tuple
 from starlette.requests import Request
 
 from ._problem import Problem
-from .client import QelosClient, Reply
+from .client import QelosClient, Reply, token_pair
 from .config import QelosConfig
 from .context import QelosRequestContext
 from .cookies import CookieBuffer, parse_set_cookie, relay_to_app
@@ -80,10 +80,11 @@ class QelosAuth:
         if self._mode == "session":
             self._relay_session(request, reply, buffer, what)
         else:
-            access, refresh = reply.body.get("token"), reply.body.get("refreshToken")
-            if not isinstance(access, str) or not access or not isinstance(refresh, str) or not refresh:
-                raise Problem(503, "QELOS_UNAVAILABLE", f"{what} answered 200 without payload.token/refreshToken")
-            await self._write_tokens(request, buffer, TokenPair(access, refresh))
+            try:
+                tokens = token_pair(reply.body, what)
+            except QelosUnavailable as exc:
+                raise Problem.unavailable(exc) from None
+            await self._write_tokens(request, buffer, tokens)
         return buffer
 
     def _relay_session(self, request: Request, reply: Reply, buffer: CookieBuffer, what: str) -> None:

@@ -130,7 +130,8 @@ class QelosClient:
             timeout=self._config.refresh_timeout,
             rejected=rejected,
         )
-        return _token_pair(reply, "POST /api/token/refresh")
+        body = reply.body.get("payload") if isinstance(reply.body, dict) else None
+        return token_pair(body, "POST /api/token/refresh")
 
     async def sign_in(self, body: Mapping[str, Any]) -> Reply:
         """``POST /api/signin``; QelosUnauthorized for wrong credentials. ``body`` holds the payload object."""
@@ -196,8 +197,8 @@ def _payload(reply: Reply, what: str) -> Dict[str, Any]:
     return payload
 
 
-def _token_pair(reply: Reply, what: str) -> TokenPair:
-    payload = reply.body.get("payload") if isinstance(reply.body, dict) else None
+def token_pair(payload: Any, what: str) -> TokenPair:
+    """The oauth pair in a Qelos ``payload`` (refresh, oauth sign-in); QelosUnavailable if incomplete."""
     token = payload.get("token") if isinstance(payload, dict) else None
     new_refresh = payload.get("refreshToken") if isinstance(payload, dict) else None
     if not isinstance(token, str) or not token or not isinstance(new_refresh, str) or not new_refresh:

@@ -47,11 +47,15 @@ class _RequestTransport(httpx.AsyncBaseTransport):
     """Sends over the middleware's pool; retries once after a refresh when Qelos answers 401."""
 
     def __init__(
-        self, pool: Callable[[], httpx.AsyncBaseTransport], timeout: httpx.Timeout, caller: RequestCaller
+        self,
+        pool: Callable[[], httpx.AsyncBaseTransport],
+        timeout: httpx.Timeout,
+        deadline: float,
+        caller: RequestCaller,
     ) -> None:
         self._pool = pool
         self._timeout = timeout.as_dict()
-        self._deadline = max(v for v in self._timeout.values() if v is not None)
+        self._deadline = deadline
         self._caller = caller
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -94,7 +98,7 @@ class RequestSdkFactory:
 
     def build(self, ctx: RequestCaller) -> QelosSDK:
         http = httpx.AsyncClient(
-            transport=_RequestTransport(self._pool, self._timeout, ctx),
+            transport=_RequestTransport(self._pool, self._timeout, self._config.deadline, ctx),
             cookies=no_cookie_jar(),
             timeout=self._config.http_timeout,
             trust_env=False,
