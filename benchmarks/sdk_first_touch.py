@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from qelos_sdk import QelosSDK, QelosSDKOptions
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
-from qelos_integrator_fastapi.sdk import close_request_sdk
+from qelos_integrator_fastapi._sdk import close_request_sdk
 
 TARGET_MS = 1.0
 

@@ -9,44 +9,44 @@ from typing import TYPE_CHECKING, Dict
 from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from ._backend import QelosAuthBackend, QelosUser
+    from ._config import QelosConfig, QelosConfigError
+    from ._context import QelosRequestContext
+    from ._cookies import CookieBuffer
+    from ._credentials import AuthMode, TokenPair
+    from ._dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext, get_qelos, require_user
+    from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
+    from ._events import QelosEvent
     from ._fastapi_router import create_qelos_auth_router
-    from .backend import QelosAuthBackend, QelosUser
-    from .config import QelosConfig, QelosConfigError
-    from .context import QelosRequestContext
-    from .cookies import CookieBuffer
-    from .credentials import AuthMode, TokenPair
-    from .dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext, get_qelos, require_user
-    from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
-    from .events import QelosEvent
-    from .middleware import QelosIntegratorMiddleware
-    from .refresh import TokenRefreshContext, write_token_cookies
-    from .routes import QELOS_PROVIDERS, create_qelos_auth_routes
+    from ._middleware import QelosIntegratorMiddleware
+    from ._refresh import TokenRefreshContext, write_token_cookies
+    from ._routes import QELOS_PROVIDERS, create_qelos_auth_routes
 
 _EXPORTS: Dict[str, str] = {
-    "QELOS_PROVIDERS": "routes",
-    "AuthMode": "credentials",
-    "CookieBuffer": "cookies",
-    "OptionalQelosContext": "dependencies",
-    "QELOS_AUTH_RESPONSES": "dependencies",
-    "QelosAuthBackend": "backend",
-    "QelosConfig": "config",
-    "QelosConfigError": "config",
-    "QelosContext": "dependencies",
-    "QelosError": "errors",
-    "QelosEvent": "events",
-    "QelosIntegratorMiddleware": "middleware",
-    "QelosRequestContext": "context",
-    "QelosUnauthorized": "errors",
-    "QelosUnavailable": "errors",
-    "QelosUser": "backend",
-    "TokenPair": "credentials",
-    "TokenRefreshContext": "refresh",
-    "WorkspaceSwitchError": "errors",
+    "QELOS_PROVIDERS": "_routes",
+    "AuthMode": "_credentials",
+    "CookieBuffer": "_cookies",
+    "OptionalQelosContext": "_dependencies",
+    "QELOS_AUTH_RESPONSES": "_dependencies",
+    "QelosAuthBackend": "_backend",
+    "QelosConfig": "_config",
+    "QelosConfigError": "_config",
+    "QelosContext": "_dependencies",
+    "QelosError": "_errors",
+    "QelosEvent": "_events",
+    "QelosIntegratorMiddleware": "_middleware",
+    "QelosRequestContext": "_context",
+    "QelosUnauthorized": "_errors",
+    "QelosUnavailable": "_errors",
+    "QelosUser": "_backend",
+    "TokenPair": "_credentials",
+    "TokenRefreshContext": "_refresh",
+    "WorkspaceSwitchError": "_errors",
     "create_qelos_auth_router": "_fastapi_router",
-    "create_qelos_auth_routes": "routes",
-    "get_qelos": "dependencies",
-    "require_user": "dependencies",
-    "write_token_cookies": "refresh",
+    "create_qelos_auth_routes": "_routes",
+    "get_qelos": "_dependencies",
+    "require_user": "_dependencies",
+    "write_token_cookies": "_refresh",
 }
 
 __all__ = [

@@ -7,10 +7,10 @@ from typing import List, Optional, Sequence
 from fastapi import APIRouter
 from starlette.routing import Route
 
+from ._config import QelosConfig
 from ._openapi import REQUEST_BODIES, RESPONSES, SUMMARIES
-from .config import QelosConfig
-from .refresh import OnTokenRefresh
-from .routes import QELOS_PROVIDERS, create_qelos_auth_routes
+from ._refresh import OnTokenRefresh
+from ._routes import QELOS_PROVIDERS, create_qelos_auth_routes
 
 
 def create_qelos_auth_router(

@@ -9,9 +9,9 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ._config import QelosConfigError
 from ._problem import Problem
 from ._return_path import safe_return_path
-from .config import QelosConfigError
 
 SECRET_ENV = "QELOS_INTEGRATOR_SECRET"
 STATE_COOKIE = "qelos_oauth_state"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from .errors import QelosUnavailable
+from ._errors import QelosUnavailable
 
 
 class Problem(Exception):

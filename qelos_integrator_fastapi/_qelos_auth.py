@@ -5,14 +5,14 @@ from typing import Any, Dict, Optional, Tuple
 
 from starlette.requests import Request
 
+from ._client import QelosClient, Reply, token_pair
+from ._config import QelosConfig
+from ._context import QelosRequestContext
+from ._cookies import CookieBuffer, parse_set_cookie, relay_to_app
+from ._credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from ._errors import QelosUnauthorized, QelosUnavailable
 from ._problem import Problem
-from .client import QelosClient, Reply, token_pair
-from .config import QelosConfig
-from .context import QelosRequestContext
-from .cookies import CookieBuffer, parse_set_cookie, relay_to_app
-from .credentials import AuthMode, TokenPair, auth_headers, read_credentials
-from .errors import QelosUnauthorized, QelosUnavailable
-from .refresh import OnTokenRefresh, TokenRefreshContext, write_token_cookies
+from ._refresh import OnTokenRefresh, TokenRefreshContext, write_token_cookies
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 

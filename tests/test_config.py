@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError
-from qelos_integrator_fastapi.config import mask_secret
+from qelos_integrator_fastapi._config import mask_secret
 
 
 def test_defaults_match_the_seed() -> None:

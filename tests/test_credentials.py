@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import List, Tuple
 
 from qelos_integrator_fastapi import AuthMode, QelosConfig
-from qelos_integrator_fastapi.credentials import read_credentials
+from qelos_integrator_fastapi._credentials import read_credentials
 
 CONFIG = QelosConfig(app_url="https://qelos.example.com")
 

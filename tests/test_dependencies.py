@@ -17,7 +17,7 @@ from qelos_integrator_fastapi import (
     get_qelos,
     require_user,
 )
-from qelos_integrator_fastapi.dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext
+from qelos_integrator_fastapi._dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext
 from qelos_integrator_fastapi.testing import FakeQelos
 
 # The 503 body of the product: {"code", "message"} (errors.refusal).

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from starlette.datastructures import MutableHeaders
 
 from qelos_integrator_fastapi import AuthMode, CookieBuffer, QelosConfig
-from qelos_integrator_fastapi.cookies import parse_set_cookie, relay_to_app
-from qelos_integrator_fastapi.credentials import read_credentials
+from qelos_integrator_fastapi._cookies import parse_set_cookie, relay_to_app
+from qelos_integrator_fastapi._credentials import read_credentials
 
 CONFIG = QelosConfig(app_url="https://qelos.example.com", max_credential_length=64)
 SAFE = re.compile(r"^[A-Za-z0-9\-._~+/=:%!#$&'*^`|]+$")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,23 @@ def test_the_fastapi_names_do_import_fastapi() -> None:
     code = "import sys; from qelos_integrator_fastapi import create_qelos_auth_router; print('fastapi' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "True"
+
+
+def test_implementation_lives_in_private_modules() -> None:
+    # Like httpx: the package root (and the public testing package) is the API; every other module is private,
+    # so users import from the root and a module can move without breaking them.
+    package = Path(qelos_integrator_fastapi.__file__).parent
+    public = sorted(
+        path.name for path in package.iterdir() if not path.name.startswith("_") and path.name != "py.typed"
+    )
+    assert public == ["testing"]
+    testing_public = sorted(path.name for path in (package / "testing").iterdir() if not path.name.startswith("_"))
+    assert testing_public == ["pytest_plugin.py"]
+
+
+def test_docs_and_examples_import_from_the_package_root_only() -> None:
+    root = Path(qelos_integrator_fastapi.__file__).parent.parent
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "examples").rglob("*.py"))]
+    private = re.compile(r"(?:from|import)\s+qelos_integrator_fastapi(?:\.testing)?\._")
+    offenders = [str(path.relative_to(root)) for path in texts if private.search(path.read_text())]
+    assert offenders == []

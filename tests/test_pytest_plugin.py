@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from starlette.testclient import TestClient
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
-from qelos_integrator_fastapi.dependencies import OptionalQelosContext, QelosContext
+from qelos_integrator_fastapi._dependencies import OptionalQelosContext, QelosContext
 
 
 def create_app(config: QelosConfig) -> FastAPI:

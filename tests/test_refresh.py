@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from qelos_integrator_fastapi import QelosUnauthorized, QelosUnavailable, TokenPair
-from qelos_integrator_fastapi.refresh import Refresher
+from qelos_integrator_fastapi._refresh import Refresher
 
 pytestmark = pytest.mark.anyio
 

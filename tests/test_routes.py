@@ -23,7 +23,7 @@ from qelos_integrator_fastapi import (
     create_qelos_auth_router,
     create_qelos_auth_routes,
 )
-from qelos_integrator_fastapi.routes import STATE_COOKIE, STATE_SALT, safe_return_path
+from qelos_integrator_fastapi._routes import STATE_COOKIE, STATE_SALT, safe_return_path
 from qelos_integrator_fastapi.testing import FakeQelos
 
 SECRET = "test-secret-key-of-some-length"

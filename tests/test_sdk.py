@@ -9,8 +9,8 @@ import pytest
 from qelos_sdk import QelosSDK
 
 from qelos_integrator_fastapi import QelosAuthBackend, QelosConfig, QelosRequestContext, TokenPair
-from qelos_integrator_fastapi.client import QelosClient
-from qelos_integrator_fastapi.sdk import RequestSdkFactory, _modules, close_request_sdk
+from qelos_integrator_fastapi._client import QelosClient
+from qelos_integrator_fastapi._sdk import RequestSdkFactory, _modules, close_request_sdk
 
 pytestmark = pytest.mark.anyio
 
@@ -128,7 +128,7 @@ async def test_sdk_calls_time_out_even_though_qelos_sdk_passes_none() -> None:
 async def test_an_unknown_sdk_shape_falls_back_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import qelos_integrator_fastapi.sdk as sdk_module
+    import qelos_integrator_fastapi._sdk as sdk_module
 
     prototype, _ = sdk_module._prototypes()
     # A future SDK whose module is not a BaseSDK: the clone would share the prototype's client.

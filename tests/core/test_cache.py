@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from qelos_integrator_fastapi import QelosEvent
-from qelos_integrator_fastapi.cache import IdentityCache
+from qelos_integrator_fastapi._cache import IdentityCache
 
 from .helpers import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
 
@@ -68,7 +68,7 @@ async def test_cache_entries_expire_and_failures_are_not_cached() -> None:
 async def test_cache_lifetime_is_capped_by_the_token_exp() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    from qelos_integrator_fastapi.credentials import unverified_claims
+    from qelos_integrator_fastapi._credentials import unverified_claims
 
     exp = unverified_claims(pair.access_token)["exp"]
     now = [0.0]

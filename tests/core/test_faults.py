@@ -214,7 +214,7 @@ async def test_cookies_land_on_the_middlewares_own_401() -> None:
     assert sorted(h.split("=", 1)[0] for h in set_cookie_headers(response)) == ["q_access_token", "q_refresh_token"]
 
 
-# client.py's trust_env=False is kept but cannot be observed: httpx reads proxy variables only when no
+# _client.py's trust_env=False is kept but cannot be observed: httpx reads proxy variables only when no
 # transport is given, and QelosClient always passes one (its own pool or config.transport).
 @pytest.mark.parametrize("location", ["/api/me/elsewhere", "http://elsewhere.test/api/me"])
 async def test_a_redirect_is_an_outage_and_is_never_followed(location: str) -> None:

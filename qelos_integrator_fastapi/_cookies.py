@@ -7,8 +7,8 @@ from typing import Dict, List, Literal, Optional, Tuple, Union
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 
-from .config import QelosConfig
-from .credentials import unverified_claims
+from ._config import QelosConfig
+from ._credentials import unverified_claims
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 

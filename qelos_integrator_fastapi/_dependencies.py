@@ -6,8 +6,8 @@ from fastapi import Depends, HTTPException, WebSocketException
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from .context import QelosRequestContext
-from .errors import refusal
+from ._context import QelosRequestContext
+from ._errors import refusal
 
 
 class _DocumentedBearer(HTTPBearer):

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 import anyio
 from starlette.requests import HTTPConnection
 
-from . import events
-from .cache import IdentityCache
-from .client import Identity, QelosClient
-from .config import QelosConfig
-from .cookies import CookieBuffer, relay_session_cookies
-from .credentials import AuthMode, TokenPair, auth_headers, read_credentials
-from .errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
-from .events import OnEvent
-from .refresh import OnTokenRefresh, Refresher, TokenRefreshContext
-from .sdk import RequestSdkFactory, close_request_sdk
+from . import _events as events
+from ._cache import IdentityCache
+from ._client import Identity, QelosClient
+from ._config import QelosConfig
+from ._cookies import CookieBuffer, relay_session_cookies
+from ._credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
+from ._events import OnEvent
+from ._refresh import OnTokenRefresh, Refresher, TokenRefreshContext
+from ._sdk import RequestSdkFactory, close_request_sdk
 
 if TYPE_CHECKING:
     from qelos_sdk import QelosSDK

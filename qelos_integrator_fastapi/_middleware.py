@@ -10,12 +10,12 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backend import QelosAuthBackend
-from .config import QelosConfig
-from .context import QelosRequestContext, ResolveWorkspace
-from .errors import refusal
-from .events import OnEvent
-from .refresh import OnTokenRefresh
+from ._backend import QelosAuthBackend
+from ._config import QelosConfig
+from ._context import QelosRequestContext, ResolveWorkspace
+from ._errors import refusal
+from ._events import OnEvent
+from ._refresh import OnTokenRefresh
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 

@@ -18,9 +18,9 @@ import anyio
 import httpx
 from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
 
-from .client import no_cookie_jar
-from .config import QelosConfig
-from .credentials import TokenPair
+from ._client import no_cookie_jar
+from ._config import QelosConfig
+from ._credentials import TokenPair
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 

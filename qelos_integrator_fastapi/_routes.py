@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ._config import QelosConfig, QelosConfigError
+from ._cookies import CookieBuffer
 from ._oauth_state import CALLBACK_ROUTE as CALLBACK_ROUTE
 from ._oauth_state import SECRET_ENV as SECRET_ENV
 from ._oauth_state import STATE_COOKIE as STATE_COOKIE
@@ -19,12 +21,10 @@ from ._oauth_state import STATE_SALT as STATE_SALT
 from ._oauth_state import OAuthState, callback_path
 from ._problem import Problem
 from ._qelos_auth import QelosAuth
+from ._refresh import OnTokenRefresh
 from ._request_body import is_form, read_fields, sign_in_fields
 from ._return_path import return_path, unsafe_return_url
 from ._return_path import safe_return_path as safe_return_path
-from .config import QelosConfig, QelosConfigError
-from .cookies import CookieBuffer
-from .refresh import OnTokenRefresh
 
 # The social providers Qelos has routes for (contract §2.12).
 QELOS_PROVIDERS = ("google", "github", "linkedin", "facebook")

@@ -11,7 +11,7 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
-from .config import QelosConfig, mask_secret
+from ._config import QelosConfig, mask_secret
 
 # Visible ASCII without separators that would let a value break out of a header or cookie.
 _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/=:%!#$&'*^`|]+$")

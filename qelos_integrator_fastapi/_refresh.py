@@ -8,10 +8,10 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Protocol, Tuple
 import anyio
 from starlette.requests import HTTPConnection
 
-from .config import QelosConfig
-from .cookies import CookieBuffer, token_max_age
-from .credentials import TokenPair
-from .errors import QelosError, QelosUnavailable
+from ._config import QelosConfig
+from ._cookies import CookieBuffer, token_max_age
+from ._credentials import TokenPair
+from ._errors import QelosError, QelosUnavailable
 
 
 def fingerprint(secret: str) -> str:

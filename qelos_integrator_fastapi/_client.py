@@ -13,9 +13,9 @@ import anyio
 import httpx
 
 from . import _log_redaction
-from .config import QelosConfig
-from .credentials import TokenPair
-from .errors import QelosError, QelosUnauthorized, QelosUnavailable
+from ._config import QelosConfig
+from ._credentials import TokenPair
+from ._errors import QelosError, QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 _log_redaction.install()

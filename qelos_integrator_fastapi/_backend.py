@@ -9,13 +9,13 @@ from starlette.authentication import AuthCredentials, AuthenticationBackend, Bas
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from .cache import IdentityCache
-from .client import QelosClient
-from .config import QelosConfig
-from .context import CachedIdentity, QelosRequestContext, ResolveWorkspace, Services, Workspace
-from .events import OnEvent
-from .refresh import OnTokenRefresh, Refresher, write_token_cookies
-from .sdk import RequestSdkFactory
+from ._cache import IdentityCache
+from ._client import QelosClient
+from ._config import QelosConfig
+from ._context import CachedIdentity, QelosRequestContext, ResolveWorkspace, Services, Workspace
+from ._events import OnEvent
+from ._refresh import OnTokenRefresh, Refresher, write_token_cookies
+from ._sdk import RequestSdkFactory
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 

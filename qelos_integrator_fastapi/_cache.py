@@ -8,7 +8,7 @@ from typing import Awaitable, Callable, Dict, Generic, Optional, Tuple, TypeVar
 
 import anyio
 
-from .credentials import unverified_claims
+from ._credentials import unverified_claims
 
 T = TypeVar("T")
 
