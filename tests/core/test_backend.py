@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 import pytest
 from starlette.requests import HTTPConnection
 
-from .helpers import client, config_for, fastapi_app, make_world
+from ..support import client, config_for, fastapi_app, make_world
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ async def test_workspace_roles_come_from_the_callers_own_membership() -> None:
     assert sorted(body["scopes"]) == ["authenticated", "role:user", "workspace", "workspace:user"]
 
 
-@pytest.mark.parametrize(("chosen", "expected"), [("acme", ["workspace:admin"]), ("globex", [])])
+@pytest.mark.parametrize(("chosen", "expected"), [("acme", ["workspace:admin", "workspace:user"]), ("globex", [])])
 async def test_the_tokens_workspace_roles_apply_to_that_workspace_only(chosen: str, expected: List[str]) -> None:
     world = make_world()
     target = getattr(world, chosen)
@@ -37,7 +37,7 @@ async def test_the_tokens_workspace_roles_apply_to_that_workspace_only(chosen: s
         return {key: value for key, value in workspace.items() if key != "members"}
 
     app = fastapi_app(config_for(world.fake), resolve_workspace=without_members)
-    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)  # the claim carries Acme's roles: admin
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)  # the claim carries Acme's roles
     async with client(app) as http:
         body = (await http.get("/whoami", headers={"Authorization": f"Bearer {pair.access_token}"})).json()
     assert sorted(s for s in body["scopes"] if s.startswith("workspace:")) == expected

@@ -12,7 +12,7 @@ import pytest
 from qelos_integrator_fastapi import QelosEvent
 from qelos_integrator_fastapi._cache import IdentityCache
 
-from .helpers import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
+from ..support import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 

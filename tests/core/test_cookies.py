@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 
 from qelos_integrator_fastapi import CookieBuffer, QelosIntegratorMiddleware
 
-from .helpers import (
+from ..support import (
     Rewrite,
     Rewriting,
     World,

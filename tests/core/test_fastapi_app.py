@@ -16,7 +16,7 @@ from qelos_integrator_fastapi import (
     require_user,
 )
 
-from .helpers import client, config_for, fastapi_app, make_world
+from ..support import client, config_for, fastapi_app, make_world
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, QelosRequestContext, require_user
 
-from .helpers import Rewriting, client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
+from ..support import Rewriting, client, config_for, cookie_header, fastapi_app, make_world, set_cookie_headers
 
 # The 503 body of the product: {"code", "message"} (errors.refusal).
 UNAVAILABLE = {

@@ -11,7 +11,7 @@ from starlette.types import Message
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware
 
-from .helpers import client, config_for, fastapi_app, make_world
+from ..support import client, config_for, fastapi_app, make_world
 
 pytestmark = pytest.mark.anyio
 

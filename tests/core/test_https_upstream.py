@@ -32,7 +32,7 @@ from starlette.routing import Route
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser
 
-from .helpers import cookie_header
+from ..support import cookie_header
 
 pytestmark = pytest.mark.anyio
 

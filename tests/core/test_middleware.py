@@ -14,7 +14,7 @@ from starlette.types import Message
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware
 
-from .helpers import client, config_for, fastapi_app, find_middleware, make_world
+from ..support import client, config_for, fastapi_app, find_middleware, make_world
 
 Backend = Literal["asyncio", "trio"]
 

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware
 
-from .helpers import World, config_for, cookie_header, make_world
+from ..support import World, config_for, cookie_header, make_world
 
 
 def _seen(user: Any, scopes: List[str], qelos: Any) -> Dict[str, Any]:
@@ -46,10 +46,10 @@ def _app(world: World) -> Starlette:
 
 
 ACME = {
-    "user_workspace": "Acme",
+    "user_workspace": "Acme & Co",
     "user_workspace_roles": ["admin", "user"],
     "scopes": ["workspace", "workspace:admin", "workspace:user"],
-    "context_workspace": "Acme",
+    "context_workspace": "Acme & Co",
 }
 GLOBEX = {
     "user_workspace": "Globex",

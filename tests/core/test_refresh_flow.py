@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, TokenRefreshContext
 
-from .helpers import client, config_for, cookie_header, cookie_names, fastapi_app, make_world, set_cookie_headers
+from ..support import client, config_for, cookie_header, cookie_names, fastapi_app, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, TokenRefreshContext, write_token_cookies
 
-from .helpers import Rewriting, client, config_for, cookie_header, make_world, set_cookie_headers
+from ..support import Rewriting, client, config_for, cookie_header, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 

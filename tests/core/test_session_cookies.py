@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, WorkspaceSwitchError
 
-from .helpers import World, client, config_for, make_world, set_cookie_headers
+from ..support import World, client, config_for, make_world, set_cookie_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +84,7 @@ async def test_cookie_sign_in_reaches_page_routes_and_rotation_follows() -> None
         first_cookie = browser.cookies["qlt_0"]
 
         page = await browser.get("/dashboard")
-        assert page.json() == {"user": "alice", "workspace": "Acme", "mode": "session"}
+        assert page.json() == {"user": "alice", "workspace": "Acme & Co", "mode": "session"}
         assert session_cookies(page) == []  # an unchanged cookie is never re-sent
 
         world.fake.clock.advance(ROTATION_AFTER + 1)
@@ -108,7 +108,7 @@ async def test_activating_another_workspace_moves_the_next_request() -> None:
     cookie = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
     async with client(session_app(world)) as browser:
         browser.cookies.set("qlt_0", cookie, domain="app.test")
-        assert (await browser.get("/dashboard")).json()["workspace"] == "Acme"
+        assert (await browser.get("/dashboard")).json()["workspace"] == "Acme & Co"
         switched = await browser.post(f"/workspaces/{world.globex.id}/activate")
         assert switched.json() == {"active": "Globex"}
         assert len(session_cookies(switched)) == 1

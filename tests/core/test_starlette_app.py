@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosUser
 
-from .helpers import World, config_for, make_world
+from ..support import World, config_for, make_world
 
 
 def build_app(world: World, **options: Any) -> Starlette:
@@ -88,7 +88,9 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.fixture
 def world() -> World:
-    return make_world()
+    world = make_world()
+    world.alice.roles.append("admin")  # an app-level admin, for the @requires("role:admin") routes
+    return world
 
 
 @pytest.fixture

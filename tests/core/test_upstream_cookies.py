@@ -18,7 +18,7 @@ from starlette.routing import Route
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, create_qelos_auth_routes
 from qelos_integrator_fastapi.testing import FakeQelos
 
-from .helpers import config_for, make_world
+from ..support import config_for, make_world
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ import pytest
 
 from qelos_integrator_fastapi.testing import FakeQelos
 
-from .support import bearer, claims, client, cookie_value, make_world, session, set_cookies
+from ..support import bearer, claims, cookie_value, make_world, session, set_cookie_headers, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -15,12 +15,12 @@ async def test_a_young_cookie_authenticates_without_rotation() -> None:
     world = make_world()
     cookie = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
     world.fake.clock.advance(ROTATION - 1)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers=session(world.fake, cookie))
 
     assert response.status_code == 200
     assert response.json()["username"] == "alice"
-    assert set_cookies(response) == []
+    assert set_cookie_headers(response) == []
 
 
 async def test_an_old_cookie_is_rotated_on_that_same_response() -> None:
@@ -28,13 +28,13 @@ async def test_an_old_cookie_is_rotated_on_that_same_response() -> None:
     cookie = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
     world.fake.clock.advance(ROTATION)
     world.alice.first_name = "Alicia"
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/workspaces", headers=session(world.fake, cookie))
 
     assert response.status_code == 200
     rotated = cookie_value(response, "qlt_0")
     assert rotated is not None
-    assert "; Max-Age=2592000; Domain=qelos.test; Path=/api; " in set_cookies(response)[0]
+    assert "; Max-Age=2592000; Domain=qelos.test; Path=/api; " in set_cookie_headers(response)[0]
     old, new = claims(cookie), claims(rotated)
     assert new["tokenIdentifier"] != old["tokenIdentifier"]
     assert new["tokenIdentifier"].startswith("1800001800000:")
@@ -47,7 +47,7 @@ async def test_rotation_happens_once_and_old_cookies_keep_working_until_exp() ->
     world = make_world()
     cookie = world.fake.issue_session_cookie(world.alice)
     world.fake.clock.advance(ROTATION)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         first = await http.get("/api/me", headers=session(world.fake, cookie))
         near = await http.get("/api/me", headers=session(world.fake, cookie))
         world.fake.clock.advance(60)
@@ -55,9 +55,9 @@ async def test_rotation_happens_once_and_old_cookies_keep_working_until_exp() ->
         world.fake.clock.advance(30 * 86400)
         expired = await http.get("/api/me", headers=session(world.fake, cookie))
 
-    assert len(set_cookies(first)) == 1
-    assert (near.status_code, set_cookies(near)) == (200, [])
-    assert (later.status_code, set_cookies(later)) == (200, [])
+    assert len(set_cookie_headers(first)) == 1
+    assert (near.status_code, set_cookie_headers(near)) == (200, [])
+    assert (later.status_code, set_cookie_headers(later)) == (200, [])
     assert expired.status_code == 401
     assert expired.json() == {"message": "you are not authorized. must be logged in."}
 
@@ -66,7 +66,7 @@ async def test_rotation_threshold_is_configurable() -> None:
     world = make_world(cookie_rotation_after=10)
     cookie = world.fake.issue_session_cookie(world.bob)
     world.fake.clock.advance(10)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers=session(world.fake, cookie))
 
     assert cookie_value(response, "qlt_0") is not None
@@ -75,7 +75,7 @@ async def test_rotation_threshold_is_configurable() -> None:
 async def test_an_invalid_cookie_is_anonymous_and_hides_a_valid_bearer() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers={**session(world.fake, "garbage"), **bearer(pair.access_token)})
 
     assert response.status_code == 401
@@ -86,7 +86,7 @@ async def test_the_legacy_token_cookie_is_read_after_qlt() -> None:
     world = make_world()
     alice = world.fake.issue_session_cookie(world.alice)
     bob = world.fake.issue_session_cookie(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         legacy = await http.get("/api/me", headers={"cookie": f"token={bob}"})
         both = await http.get("/api/me", headers={"cookie": f"token={bob}; qlt_0={alice}"})
 
@@ -97,14 +97,14 @@ async def test_the_legacy_token_cookie_is_read_after_qlt() -> None:
 async def test_cookie_name_uses_the_first_eight_characters_of_the_tenant() -> None:
     fake = FakeQelos(tenant="very-long-tenant")
     user = fake.add_user("dora", "dora-pass", "dora@example.com")
-    async with client(fake) as http:
+    async with upstream(fake) as http:
         response = await http.post("/api/signin", json={"username": "dora", "password": "dora-pass"})
         other_tenant = await http.post(
             "/api/signin", json={"username": "dora", "password": "dora-pass"}, headers={"tenant": "0"}
         )
 
     assert fake.session_cookie_name == "qlt_very-lon"
-    assert set_cookies(response)[0].startswith("qlt_very-lon=")
+    assert set_cookie_headers(response)[0].startswith("qlt_very-lon=")
     assert claims(fake.issue_session_cookie(user), "fake-qelos-jwt-secret-for-tests-only!")["tenant"] == (
         "very-long-tenant"
     )
@@ -114,7 +114,7 @@ async def test_cookie_name_uses_the_first_eight_characters_of_the_tenant() -> No
 async def test_cookie_logout_clears_the_cookie_but_the_jwt_lives_on() -> None:
     world = make_world()
     cookie = world.fake.issue_session_cookie(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         logout = await http.post("/api/logout", headers=session(world.fake, cookie))
         world.fake.clock.advance(ROTATION)
         after = await http.get("/api/me", headers=session(world.fake, cookie))
@@ -122,19 +122,19 @@ async def test_cookie_logout_clears_the_cookie_but_the_jwt_lives_on() -> None:
 
     assert logout.status_code == 200
     assert logout.content == b""
-    assert set_cookies(logout) == [
+    assert set_cookie_headers(logout) == [
         "qlt_0=; Max-Age=-1; Domain=qelos.test; Path=/api; Expires=Fri, 15 Jan 2027 07:59:59 GMT; "
         "HttpOnly; Secure; SameSite=None"
     ]
     assert after.status_code == 200
-    assert set_cookies(after) == []
+    assert set_cookie_headers(after) == []
     assert anonymous.status_code == 401
 
 
 async def test_cookie_refresh_rotates_explicitly() -> None:
     world = make_world()
     cookie = world.fake.issue_session_cookie(world.alice, workspace=world.globex)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/cookie/refresh", headers=session(world.fake, cookie))
         http.cookies.clear()  # the replay carries the old cookie as a Bearer token only
         replay = await http.post("/api/cookie/refresh", headers=bearer(cookie))
@@ -157,7 +157,7 @@ async def test_cookie_refresh_rotates_explicitly() -> None:
 
 async def test_cookie_signin_then_cookie_calls() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         signin = await http.post("/api/signin", json={"username": "bob", "password": "bob-pass"})
         token = cookie_value(signin, "qlt_0")
         assert token is not None

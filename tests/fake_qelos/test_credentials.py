@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import bearer, client, make_world, session
+from ..support import bearer, make_world, session, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -12,7 +12,7 @@ async def test_api_key_wins_over_cookie_and_bearer() -> None:
     key = world.fake.add_api_token(world.bob)
     cookie = world.fake.issue_session_cookie(world.alice)
     pair = world.fake.issue_tokens(world.root)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get(
             "/api/me", headers={"x-api-key": key, **session(world.fake, cookie), **bearer(pair.access_token)}
         )
@@ -24,7 +24,7 @@ async def test_cookie_wins_over_bearer() -> None:
     world = make_world()
     cookie = world.fake.issue_session_cookie(world.alice)
     pair = world.fake.issue_tokens(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers={**session(world.fake, cookie), **bearer(pair.access_token)})
 
     assert response.json()["username"] == "alice"
@@ -34,7 +34,7 @@ async def test_cookie_wins_over_bearer() -> None:
 async def test_a_bad_bearer_is_401_on_auth_routes(authorization: str) -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get(
             "/api/workspaces", headers={"authorization": authorization.format(refresh=pair.refresh_token)}
         )
@@ -45,7 +45,7 @@ async def test_a_bad_bearer_is_401_on_auth_routes(authorization: str) -> None:
 
 async def test_no_credentials_is_401_must_be_logged_in() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me")
 
     assert response.status_code == 401
@@ -55,7 +55,7 @@ async def test_no_credentials_is_401_must_be_logged_in() -> None:
 async def test_api_token_payload_and_usage() -> None:
     world = make_world()
     key = world.fake.add_api_token(world.alice, workspace=world.acme)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers={"x-api-key": key})
 
     assert key.startswith("ql_")
@@ -86,7 +86,7 @@ async def test_bad_api_tokens_are_401(case: str) -> None:
         headers["tenant"] = "1"
     else:
         world.fake.remove_member(world.acme, world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers=headers)
 
     assert response.status_code == 401
@@ -96,7 +96,7 @@ async def test_bad_api_tokens_are_401(case: str) -> None:
 async def test_an_empty_api_key_header_is_ignored() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers={"x-api-key": "", **bearer(pair.access_token)})
 
     assert response.json()["username"] == "bob"
@@ -105,7 +105,7 @@ async def test_an_empty_api_key_header_is_ignored() -> None:
 async def test_api_key_logout_is_a_no_op() -> None:
     world = make_world()
     key = world.fake.add_api_token(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         logout = await http.post("/api/logout", headers={"x-api-key": key})
         after = await http.get("/api/me", headers={"x-api-key": key})
 

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from .support import bearer, client, make_world, session
+from ..support import bearer, make_world, session, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -15,7 +15,7 @@ async def test_crud_in_the_flat_shape() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.bob, workspace=world.acme)
     auth = bearer(pair.access_token)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         created = await http.post(
             "/api/blueprints/products/entities", params=FLAT, json={"name": "Anvil", "price": 10}, headers=auth
         )
@@ -57,7 +57,7 @@ async def test_wrapped_shape_is_deprecated() -> None:
     world = make_world()
     world.fake.add_entity("products", {"name": "A"}, user=world.bob, workspace=world.acme)
     pair = world.fake.issue_tokens(world.bob, workspace=world.acme)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         wrapped = await http.get(
             "/api/blueprints/products/entities", params={"$flat": "FALSE"}, headers=bearer(pair.access_token)
         )
@@ -84,7 +84,7 @@ async def test_validation_failures_are_406() -> None:
         ({"name": "A", "price": "cheap"}, "Property price must be a number"),
         ({"name": "A", "active": "yes"}, "Property active must be a boolean"),
     ]
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         for body, expected in cases:
             response = await http.post(
                 "/api/blueprints/products/entities", json=body, headers=bearer(pair.access_token)
@@ -94,7 +94,7 @@ async def test_validation_failures_are_406() -> None:
 
 async def test_unknown_blueprint_and_anonymous_and_bad_credentials() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         unknown = await http.get("/api/blueprints/nope/entities")
         anonymous = await http.get("/api/blueprints/products/entities")
         bad_bearer = await http.get("/api/blueprints/products/entities", headers=bearer("garbage"))
@@ -115,7 +115,7 @@ async def test_workspace_scope_isolates_workspaces() -> None:
     in_acme = world.fake.issue_tokens(world.alice, workspace=world.acme)
     in_globex = world.fake.issue_tokens(world.alice, workspace=world.globex)
     nowhere = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         acme = await _names(http, in_acme.access_token)
         globex = await _names(http, in_globex.access_token)
         no_workspace = await http.get("/api/blueprints/products/entities", headers=bearer(nowhere.access_token))
@@ -140,7 +140,7 @@ async def test_user_scope_and_admin_bypass() -> None:
     world.fake.add_entity("notes", {"text": "bob's"}, user=world.bob)
     alice = world.fake.issue_tokens(world.alice)
     root = world.fake.issue_tokens(world.root)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         own = await _names(http, alice.access_token, "notes", "text")
         everything = await _names(http, root.access_token, "notes", "text")
         bypassed = await http.get(
@@ -165,7 +165,7 @@ async def test_tenant_scope_and_explicit_permissions() -> None:
     )
     alice = world.fake.issue_tokens(world.alice, workspace=world.acme)
     bob = world.fake.issue_tokens(world.bob, workspace=world.acme)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         by_admin = await http.post(
             "/api/blueprints/posts/entities", json={"title": "hi"}, headers=bearer(alice.access_token)
         )
@@ -187,7 +187,7 @@ async def test_filters_sort_limit_page_and_count() -> None:
         )
         world.fake.clock.advance(1)
     token = world.fake.issue_tokens(world.bob, workspace=world.acme).access_token
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         assert await _names(http, token, params={"active": "TRUE"}) == ["a", "c", "d"]
         assert await _names(http, token, params={"price": "20"}) == ["c"]
         assert await _names(http, token, params={"price[$gte]": "10", "$sort": "-price"}) == ["b", "c", "d"]
@@ -208,7 +208,7 @@ async def test_filters_sort_limit_page_and_count() -> None:
 async def test_admin_may_set_user_and_workspace_on_create() -> None:
     world = make_world()
     root = world.fake.issue_tokens(world.root)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         created = await http.post(
             "/api/blueprints/products/entities",
             json={"metadata": {"name": "seeded"}, "name": "ignored", "user": world.bob.id, "workspace": world.acme.id},

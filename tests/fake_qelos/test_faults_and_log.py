@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .support import bearer, client, make_world
+from ..support import bearer, make_world, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -13,7 +13,7 @@ async def test_status_and_body_replace_the_response() -> None:
     world.fake.inject("GET /api/me", status=503, body={"message": "down"})
     world.fake.inject("/api/workspaces", status=500, body="<html>oops</html>")
     world.fake.inject("POST /api/token/refresh", status=401)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         me = await http.get("/api/me")
         workspaces = await http.post("/api/workspaces")
         refresh = await http.post("/api/token/refresh")
@@ -28,7 +28,7 @@ async def test_status_and_body_replace_the_response() -> None:
 async def test_malformed_answers_200_with_broken_json() -> None:
     world = make_world()
     world.fake.inject("/api/me", malformed=True)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me")
 
     assert response.status_code == 200
@@ -41,7 +41,7 @@ async def test_drop_raises_what_httpx_raises_on_a_real_drop() -> None:
     world = make_world()
     world.fake.inject("GET /api/me", drop=True, times=1)
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         with pytest.raises(httpx.RemoteProtocolError, match=r"Server disconnected without sending a response\."):
             await http.get("/api/me", headers=bearer(pair.access_token))
         recovered = await http.get("/api/me", headers=bearer(pair.access_token))
@@ -54,7 +54,7 @@ async def test_latency_delays_then_serves_normally() -> None:
     world = make_world()
     world.fake.inject("/api/me", latency=0.01)
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers=bearer(pair.access_token))
 
     assert response.json()["username"] == "alice"
@@ -64,7 +64,7 @@ async def test_times_limits_a_fault_and_clear_faults_removes_all() -> None:
     world = make_world()
     world.fake.inject("/api/me", status=502, times=2)
     world.fake.inject("/api/blueprints/*", status=504)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         statuses = [(await http.get("/api/me")).status_code for _ in range(3)]
         blueprint = await http.get("/api/blueprints/products/entities")
         world.fake.clear_faults()
@@ -79,7 +79,7 @@ async def test_faults_do_not_touch_state() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
     world.fake.inject("POST /api/token/refresh", status=500, times=1)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         failed = await http.post("/api/token/refresh", headers=bearer(pair.refresh_token))
         retried = await http.post("/api/token/refresh", headers=bearer(pair.refresh_token))
 
@@ -101,7 +101,7 @@ def test_inject_rejects_nonsense() -> None:
 async def test_request_log_and_counters() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake, tenant="0") as http:
+    async with upstream(world.fake, tenant="0") as http:
         await http.get("/api/me", params={"a": "1"}, headers=bearer(pair.access_token))
         await http.post("/api/me", json={}, headers=bearer(pair.access_token))
         await http.post("/api/token/refresh", headers=bearer(pair.refresh_token))

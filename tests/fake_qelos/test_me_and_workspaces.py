@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import bearer, claims, client, cookie_value, make_world, session, set_cookies
+from ..support import bearer, claims, cookie_value, make_world, session, set_cookie_headers, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -11,7 +11,7 @@ async def test_me_shape_with_encoded_workspace_name() -> None:
     world = make_world()
     world.alice.metadata["plan"] = "pro"
     pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers=bearer(pair.access_token))
 
     assert response.json() == {
@@ -39,7 +39,7 @@ async def test_names_are_uri_encoded_in_claims_and_decoded_by_me() -> None:
     world = make_world()
     user = world.fake.add_user("zoe", "zoe-pass", "zoe@example.com", first_name="Zoë", last_name="O'Brien Smith")
     pair = world.fake.issue_tokens(user)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/me", headers=bearer(pair.access_token))
 
     assert claims(pair.access_token)["firstName"] == "Zo%C3%AB"
@@ -53,7 +53,7 @@ async def test_post_me_updates_names_but_not_email_or_metadata() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.bob)
     changes = {"firstName": "Robert", "email": "x@example.com", "metadata": {"a": 1}, "username": "bobby"}
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         updated = await http.post("/api/me", json=changes, headers=bearer(pair.access_token))
         again = await http.get("/api/me", headers=bearer(pair.access_token))
         password = await http.post("/api/me", json={"password": "new-pass!"}, headers=bearer(pair.access_token))
@@ -70,14 +70,14 @@ async def test_post_me_updates_names_but_not_email_or_metadata() -> None:
     assert again.json()["username"] == "bob"
     assert again.json()["firstName"] == "Robert"
     assert claims(pair.access_token)["firstName"] == "Bob"
-    assert set_cookies(updated) == []
+    assert set_cookie_headers(updated) == []
     assert (password.status_code, signin.status_code) == (200, 200)
 
 
 async def test_workspace_list_items_have_only_the_own_membership() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/workspaces", headers=bearer(pair.access_token))
 
     acme, globex = response.json()
@@ -96,7 +96,7 @@ async def test_get_workspace_for_members_admins_and_strangers() -> None:
     alice = world.fake.issue_tokens(world.alice)
     root = world.fake.issue_tokens(world.root)
     path = f"/api/workspaces/{world.acme.id}"
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         as_member = (await http.get(path, headers=bearer(bob.access_token))).json()
         as_ws_admin = (await http.get(path, headers=bearer(alice.access_token))).json()
         as_privileged = (await http.get(path, headers=bearer(root.access_token))).json()
@@ -121,7 +121,7 @@ async def test_get_workspace_for_members_admins_and_strangers() -> None:
 async def test_create_workspace_makes_the_caller_admin_without_activating() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         created = await http.post("/api/workspaces", json={"name": "Bob's"}, headers=bearer(pair.access_token))
         listed = await http.get("/api/workspaces", headers=bearer(pair.access_token))
         nameless = await http.post("/api/workspaces", json={}, headers=bearer(pair.access_token))
@@ -138,7 +138,7 @@ async def test_create_workspace_makes_the_caller_admin_without_activating() -> N
 async def test_activate_sets_a_new_cookie_for_cookie_sessions() -> None:
     world = make_world()
     cookie = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post(f"/api/workspaces/{world.globex.id}/activate", headers=session(world.fake, cookie))
 
     assert response.status_code == 200
@@ -153,7 +153,7 @@ async def test_activate_fails_with_500_for_bearer_and_api_key_callers() -> None:
     pair = world.fake.issue_tokens(world.alice)
     key = world.fake.add_api_token(world.alice)
     path = f"/api/workspaces/{world.globex.id}/activate"
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         with_bearer = await http.post(path, headers=bearer(pair.access_token))
         with_key = await http.post(path, headers={"x-api-key": key})
 

@@ -5,7 +5,7 @@ import pytest
 import qelos_integrator_fastapi.testing as testing
 from qelos_integrator_fastapi.testing import FakeClock, FakeQelos
 
-from .support import bearer, claims, client, make_world
+from ..support import bearer, claims, make_world, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +66,7 @@ async def test_add_member_changes_roles_and_claims_follow() -> None:
     world = make_world()
     world.fake.add_member(world.acme, world.bob, ["admin"])
     pair = world.fake.issue_tokens(world.bob, workspace=world.acme)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         listed = await http.get("/api/workspaces", headers=bearer(pair.access_token))
 
     assert claims(pair.access_token)["workspace"]["roles"] == ["admin"]
@@ -75,7 +75,7 @@ async def test_add_member_changes_roles_and_claims_follow() -> None:
 
 async def test_demo_seed() -> None:
     fake = FakeQelos.demo()
-    async with client(fake) as http:
+    async with upstream(fake) as http:
         signin = await http.post(
             "/api/signin", json={"username": "alice", "password": "alice-pass", "authType": "oauth"}
         )

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from .support import REFRESH_SECRET, bearer, claims, client, make_world, oauth_signin
+from ..support import REFRESH_SECRET, bearer, claims, make_world, oauth_signin, upstream
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_refresh_rotates_and_is_single_use() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         first = await oauth_signin(http, "alice", "alice-pass")
         refreshed = await http.post("/api/token/refresh", headers=bearer(first["refreshToken"]))
         replayed = await http.post("/api/token/refresh", headers=bearer(first["refreshToken"]))
@@ -27,7 +27,7 @@ async def test_refresh_rotates_and_is_single_use() -> None:
 
 async def test_refresh_degrades_the_workspace_claim() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         first = await oauth_signin(http, "alice", "alice-pass")
         second = (await http.post("/api/token/refresh", headers=bearer(first["refreshToken"]))).json()["payload"]
         third = (await http.post("/api/token/refresh", headers=bearer(second["refreshToken"]))).json()["payload"]
@@ -52,7 +52,7 @@ async def test_every_refresh_failure_is_an_empty_401(authorization: object) -> N
     headers = {}
     if isinstance(authorization, str):
         headers["authorization"] = authorization.format(access=fresh.access_token, expired=old.refresh_token)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/token/refresh", headers=headers)
 
     assert response.status_code == 401
@@ -63,7 +63,7 @@ async def test_every_refresh_failure_is_an_empty_401(authorization: object) -> N
 async def test_refresh_reads_the_second_word_whatever_the_scheme() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/token/refresh", headers={"authorization": f"Token {pair.refresh_token}"})
 
     assert response.status_code == 200
@@ -72,7 +72,7 @@ async def test_refresh_reads_the_second_word_whatever_the_scheme() -> None:
 async def test_access_tokens_expire_on_the_fake_clock() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         fresh = await http.get("/api/me", headers=bearer(pair.access_token))
         world.fake.clock.advance(18000)
         expired = await http.get("/api/me", headers=bearer(pair.access_token))
@@ -85,7 +85,7 @@ async def test_access_tokens_expire_on_the_fake_clock() -> None:
 async def test_bearer_logout_forgets_the_related_refresh_token_only() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         logout = await http.post("/api/logout", headers=bearer(pair.access_token))
         still_valid = await http.get("/api/me", headers=bearer(pair.access_token))
         refresh = await http.post("/api/token/refresh", headers=bearer(pair.refresh_token))

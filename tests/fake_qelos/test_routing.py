@@ -8,7 +8,7 @@ from starlette.types import Message
 
 from qelos_integrator_fastapi.testing import FakeQelos
 
-from .support import bearer, client, make_world
+from ..support import bearer, make_world, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 )
 async def test_unknown_routes_and_wrong_methods_are_json_404s(method: str, path: str) -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.request(method, path)
 
     assert response.status_code == 404
@@ -31,7 +31,7 @@ async def test_unknown_routes_and_wrong_methods_are_json_404s(method: str, path:
 async def test_malformed_json_is_a_400_message(path: str, body: bytes) -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post(
             path, content=body, headers={"content-type": "application/json", **bearer(pair.access_token)}
         )
@@ -46,7 +46,7 @@ async def test_malformed_json_is_a_400_message(path: str, body: bytes) -> None:
 )
 async def test_non_object_bodies_count_as_missing_fields(body: bytes, content_type: str) -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         signin = await http.post("/api/signin", content=body, headers={"content-type": content_type})
         signup = await http.post("/api/signup", content=body, headers={"content-type": content_type})
 
@@ -59,7 +59,7 @@ async def test_non_object_bodies_count_as_missing_fields(body: bytes, content_ty
 async def test_v1_prefix_trailing_slash_and_version_header() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         prefixed = await http.get("/api/v1/me", headers=bearer(pair.access_token))
         trailing = await http.get("/api/me/", headers=bearer(pair.access_token))
         bad_version = await http.get("/api/me", headers={"accept-version": "1.0", **bearer(pair.access_token)})

@@ -3,14 +3,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .support import DAY, claims, client, cookie_value, make_world, set_cookies
+from ..support import DAY, claims, cookie_value, make_world, set_cookie_headers, upstream
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_cookie_signin_sets_the_qelos_session_cookie_and_no_token_in_the_body() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/signin", json={"username": "alice", "password": "alice-pass"})
 
     assert response.status_code == 200
@@ -28,7 +28,7 @@ async def test_cookie_signin_sets_the_qelos_session_cookie_and_no_token_in_the_b
             "workspace": {"_id": world.acme.id, "name": "Acme & Co", "roles": ["admin", "user"], "labels": ["retail"]},
         }
     }
-    [cookie] = set_cookies(response)
+    [cookie] = set_cookie_headers(response)
     token = cookie_value(response, "qlt_0")
     assert token is not None
     assert cookie == (
@@ -47,20 +47,20 @@ async def test_cookie_domain_follows_tenanthost_and_drops_the_port() -> None:
         on_host = await raw.post(
             "http://qelos.test:8443/api/signin", json={"username": "alice", "password": "alice-pass"}
         )
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         on_tenanthost = await http.post(
             "/api/signin",
             json={"username": "alice", "password": "alice-pass"},
             headers={"tenanthost": "tenant.example.com:3000"},
         )
 
-    assert "; Domain=qelos.test;" in set_cookies(on_host)[0]
-    assert "; Domain=tenant.example.com;" in set_cookies(on_tenanthost)[0]
+    assert "; Domain=qelos.test;" in set_cookie_headers(on_host)[0]
+    assert "; Domain=tenant.example.com;" in set_cookie_headers(on_tenanthost)[0]
 
 
 async def test_oauth_signin_returns_both_tokens_and_sets_no_cookie() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post(
             "/api/signin",
             json={"username": "alice", "password": "alice-pass", "authType": "oauth", "workspace": world.globex.id},
@@ -69,7 +69,7 @@ async def test_oauth_signin_returns_both_tokens_and_sets_no_cookie() -> None:
     body = response.json()["payload"]
     assert set(body) == {"token", "refreshToken", "user", "workspace"}
     assert body["workspace"] == {"_id": world.globex.id, "name": "Globex", "roles": ["user"], "labels": []}
-    assert set_cookies(response) == []
+    assert set_cookie_headers(response) == []
     access = claims(body["token"])
     assert access["exp"] - access["iat"] == 18000
     assert "tokenIdentifier" not in access
@@ -81,7 +81,7 @@ async def test_oauth_signin_returns_both_tokens_and_sets_no_cookie() -> None:
 
 async def test_signin_remembers_the_last_workspace() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         await http.post(
             "/api/signin", json={"username": "alice", "password": "alice-pass", "workspace": world.globex.id}
         )
@@ -92,7 +92,7 @@ async def test_signin_remembers_the_last_workspace() -> None:
 
 async def test_user_without_workspace_gets_no_workspace_key() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/signin", json={"username": "root", "password": "root-pass"})
 
     assert "workspace" not in response.json()["payload"]
@@ -114,7 +114,7 @@ async def test_user_without_workspace_gets_no_workspace_key() -> None:
 )
 async def test_signin_failures_answer_401_with_the_real_error_bodies(body: object, errors: object) -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/signin", json=body)
 
     assert response.status_code == 401
@@ -123,7 +123,7 @@ async def test_signin_failures_answer_401_with_the_real_error_bodies(body: objec
 
 async def test_signin_by_email_rewrites_the_username_to_the_email() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/signin", json={"username": "bob@example.com", "password": "bob-pass"})
 
     assert response.json()["payload"]["user"]["username"] == "bob@example.com"
@@ -132,7 +132,7 @@ async def test_signin_by_email_rewrites_the_username_to_the_email() -> None:
 
 async def test_signin_rejects_an_unknown_auth_type() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post(
             "/api/signin", json={"username": "alice", "password": "alice-pass", "authType": "magic"}
         )
@@ -143,7 +143,7 @@ async def test_signin_rejects_an_unknown_auth_type() -> None:
 
 async def test_signup_validation_failures_answer_200_with_errors() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post(
             "/api/signup", json={"username": "x", "email": "not-an-email", "firstName": "R2-D2", "password": "short"}
         )
@@ -160,7 +160,7 @@ async def test_signup_validation_failures_answer_200_with_errors() -> None:
 
 async def test_signup_of_an_existing_user_fails_the_form() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post(
             "/api/signup",
             json={"username": "ALICE", "email": "alice2@example.com", "firstName": "Alice", "password": "long enough"},
@@ -180,7 +180,7 @@ async def test_signup_creates_a_user_and_signs_it_in() -> None:
         "password": "carol-password",
         "authType": "oauth",
     }
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/signup", json=signup)
         cookie_signin = await http.post("/api/signin", json={"username": "carol", "password": "carol-password"})
 

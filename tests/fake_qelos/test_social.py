@@ -4,14 +4,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .support import REFRESH_SECRET, claims, client, cookie_value, make_world, session, set_cookies
+from ..support import REFRESH_SECRET, claims, cookie_value, make_world, session, set_cookie_headers, upstream
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_unknown_provider_and_disabled_social_login() -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         unknown = await http.get("/api/auth/twitter")
         disabled = await http.get("/api/auth/github")
 
@@ -22,7 +22,7 @@ async def test_unknown_provider_and_disabled_social_login() -> None:
 async def test_sdk_flow_redirects_to_return_url_with_a_refresh_token_and_state() -> None:
     world = make_world()
     world.fake.set_social_user(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/auth/google", params={"returnUrl": "/auth/done?x=1", "state": "s 1"})
 
     assert response.status_code == 302
@@ -34,7 +34,7 @@ async def test_sdk_flow_redirects_to_return_url_with_a_refresh_token_and_state()
     refresh = claims(query["rt"][0], REFRESH_SECRET)
     assert refresh["sub"] == world.alice.id
     assert refresh["workspace"] == world.acme.id
-    assert set_cookies(response) == []
+    assert set_cookie_headers(response) == []
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ async def test_sdk_flow_redirects_to_return_url_with_a_refresh_token_and_state()
 async def test_return_url_must_be_relative_or_a_configured_website(return_url: str, allowed: bool) -> None:
     world = make_world()
     world.fake.set_social_user(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/auth/linkedin", params={"returnUrl": return_url})
 
     assert response.status_code == (302 if allowed else 400)
@@ -60,7 +60,7 @@ async def test_return_url_must_be_relative_or_a_configured_website(return_url: s
 async def test_absolute_return_url_without_website_urls() -> None:
     world = make_world(website_urls=[])
     world.fake.set_social_user(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/auth/facebook", params={"returnUrl": "https://app.example.com/"})
 
     assert response.json() == {"message": "No website URL configured for tenant"}
@@ -69,7 +69,7 @@ async def test_absolute_return_url_without_website_urls() -> None:
 async def test_browser_flow_sets_a_cookie_that_never_rotates() -> None:
     world = make_world()
     world.fake.set_social_user(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.get("/api/auth/github")
         cookie = cookie_value(response, "qlt_0")
         assert cookie is not None
@@ -78,13 +78,13 @@ async def test_browser_flow_sets_a_cookie_that_never_rotates() -> None:
 
     assert (response.status_code, response.headers["location"]) == (302, "/")
     assert me.status_code == 200
-    assert set_cookies(me) == []
+    assert set_cookie_headers(me) == []
 
 
 async def test_callback_exchanges_the_refresh_token_once_for_a_short_cookie() -> None:
     world = make_world()
     world.fake.set_social_user(world.alice)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         redirect = await http.get("/api/auth/google", params={"returnUrl": "/done"})
         refresh = parse_qs(urlsplit(redirect.headers["location"]).query)["rt"][0]
         exchanged = await http.post("/api/auth/callback", params={"rt": refresh})
@@ -97,7 +97,7 @@ async def test_callback_exchanges_the_refresh_token_once_for_a_short_cookie() ->
     assert "password" not in payload["user"]
     cookie = cookie_value(exchanged, "qlt_0")
     assert cookie is not None
-    assert "Max-Age=2592000" in set_cookies(exchanged)[0]
+    assert "Max-Age=2592000" in set_cookie_headers(exchanged)[0]
     cookie_claims = claims(cookie)
     assert cookie_claims["exp"] - cookie_claims["iat"] == 18000
     assert cookie_claims["workspace"] == {"_id": world.acme.id}
@@ -108,7 +108,7 @@ async def test_callback_exchanges_the_refresh_token_once_for_a_short_cookie() ->
 async def test_callback_cookie_is_upgraded_by_rotation_within_its_lifetime() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         exchanged = await http.post("/api/auth/callback", params={"rt": pair.refresh_token})
         cookie = cookie_value(exchanged, "qlt_0")
         assert cookie is not None
@@ -130,7 +130,7 @@ async def test_callback_cookie_is_upgraded_by_rotation_within_its_lifetime() -> 
 )
 async def test_callback_errors(query: str, status: int, body: object) -> None:
     world = make_world()
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/auth/callback" + query)
 
     assert response.status_code == status
@@ -144,7 +144,7 @@ async def test_callback_for_an_unknown_user() -> None:
     world = make_world()
     elsewhere = make_world()
     pair = elsewhere.fake.issue_tokens(elsewhere.bob)
-    async with client(world.fake) as http:
+    async with upstream(world.fake) as http:
         response = await http.post("/api/auth/callback", params={"rt": pair.refresh_token})
 
     assert response.json() == {"errors": {"general": "User not found"}}

@@ -1,14 +1,22 @@
+"""The test suite's one set of helpers: the world of users and workspaces every test starts from, apps
+wired to it, hostile-upstream transports, and small readers of what came back."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any, Awaitable, Callable, Dict, List, Optional
 
 import httpx
+import jwt
 from fastapi import Depends, FastAPI
 from starlette.requests import Request
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, QelosRequestContext, get_qelos
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser, FakeWorkspace
+
+JWT_SECRET = "jwt-secret-of-the-fake-qelos-test-suite"
+REFRESH_SECRET = "refresh-secret-of-the-fake-qelos-test-suite"
+DAY = 86400
 
 
 @dataclass
@@ -16,29 +24,39 @@ class World:
     fake: FakeQelos
     alice: FakeUser
     bob: FakeUser
+    root: FakeUser
     acme: FakeWorkspace
     globex: FakeWorkspace
 
 
-def make_world(url: str = "https://qelos.test") -> World:
-    fake = FakeQelos(url=url)
+def make_world(url: str = "https://qelos.test", **options: Any) -> World:
+    """FakeQelos on ``url`` (https, as Qelos is deployed) with alice (admin of Acme, user of Globex), bob (user
+    of Acme), root (a Qelos admin in no workspace) and a workspace-scoped ``products`` blueprint."""
+    options.setdefault("website_urls", ["https://app.example.com"])
+    fake = FakeQelos(url=url, jwt_secret=JWT_SECRET, refresh_token_secret=REFRESH_SECRET, **options)
     alice = fake.add_user(
-        username="alice",
-        password="alice-pass",
-        email="alice@example.com",
+        "alice",
+        "alice-pass",
+        "alice@example.com",
         first_name="Alice",
         last_name="Liddell",
-        roles=["user", "admin"],
+        phone="+100",
     )
-    bob = fake.add_user(
-        username="bob", password="bob-pass", email="bob@example.com", first_name="Bob", last_name="Builder"
-    )
-    acme = fake.add_workspace("Acme", members={alice: ["admin", "user"], bob: ["user"]})
-    globex = fake.add_workspace("Globex", members={alice: ["user"]})
+    bob = fake.add_user("bob", "bob-pass", "bob@example.com", first_name="Bob", last_name="Builder")
+    root = fake.add_user("root", "root-pass", "root@example.com", first_name="Root", roles=["user", "admin"])
+    acme = fake.add_workspace("Acme & Co", members={alice: ["admin", "user"], bob: ["user"]}, labels=["retail"])
+    globex = fake.add_workspace("Globex", members={alice: ["user"]}, logo="https://img.test/globex.png")
     fake.add_blueprint(
-        "products", properties={"name": "string", "price": "number", "status": "string"}, permission_scope="workspace"
+        "products",
+        properties={
+            "name": {"type": "string", "required": True},
+            "price": "number",
+            "active": "boolean",
+            "status": "string",
+        },
+        permission_scope="workspace",
     )
-    return World(fake, alice, bob, acme, globex)
+    return World(fake, alice, bob, root, acme, globex)
 
 
 def config_for(fake: FakeQelos, **options: Any) -> QelosConfig:
@@ -115,3 +133,39 @@ def cookie_names(response: httpx.Response) -> List[str]:
 
 def cookie_header(**cookies: str) -> Dict[str, str]:
     return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+def upstream(fake: FakeQelos, **headers: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=fake.transport, base_url=fake.url, headers=headers)
+
+
+def bearer(token: str) -> Dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def session(fake: FakeQelos, value: str) -> Dict[str, str]:
+    return {"cookie": f"{fake.session_cookie_name}={value}"}
+
+
+def claims(token: str, secret: str = JWT_SECRET) -> Dict[str, Any]:
+    decoded: Dict[str, Any] = jwt.decode(
+        token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False}
+    )
+    return decoded
+
+
+def cookie_value(response: httpx.Response, name: str) -> Optional[str]:
+    for header in set_cookie_headers(response):
+        cookie_name, _, rest = header.partition("=")
+        if cookie_name == name:
+            return rest.split(";", 1)[0]
+    return None
+
+
+async def oauth_signin(http: httpx.AsyncClient, username: str, password: str, **extra: Any) -> Dict[str, Any]:
+    response = await http.post(
+        "/api/signin", json={"username": username, "password": password, "authType": "oauth", **extra}
+    )
+    assert response.status_code == 200, response.text
+    payload: Dict[str, Any] = response.json()["payload"]
+    return payload
