@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from qelos_integrator_fastapi import (
     QelosConfig,
+    QelosEvent,
     QelosIntegratorMiddleware,
     QelosRequestContext,
     get_qelos,
@@ -238,3 +239,25 @@ async def test_camel_case_sdk_options_reach_the_request_sdk() -> None:
     assert response.status_code == 200
     (entity_call,) = [r for r in world.fake.requests if r.path.startswith("/api/blueprints/")]
     assert "source=integrator" in entity_call.query
+
+
+async def test_a_failing_on_event_hook_is_logged_and_never_breaks_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    world = make_world()
+    seen: List[str] = []
+
+    def broken_metrics(event: QelosEvent) -> None:
+        seen.append(event.name)
+        raise RuntimeError("the metrics backend is down")
+
+    app = fastapi_app(config_for(world.fake), on_event=broken_metrics)
+    token = world.fake.issue_tokens(world.alice, workspace=world.acme).access_token
+    caplog.set_level("ERROR", "qelos_integrator_fastapi")
+    async with client(app) as http:
+        response = await http.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json()["user"]["username"] == "alice"
+    assert seen == ["identity_resolved"]
+    [record] = caplog.records
+    assert record.getMessage() == "on_event hook raised for identity_resolved"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+    assert token not in caplog.text

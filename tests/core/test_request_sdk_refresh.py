@@ -137,3 +137,49 @@ def test_lifespan_shutdown_closes_the_pool() -> None:
         assert pool is not None and not pool.is_closed
     assert pool.is_closed
     assert middleware.backend.client.clients_opened == 1
+
+
+async def test_a_refresh_that_fails_after_an_sdk_401_hands_the_401_to_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from qelos_sdk import QelosAPIError
+
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    events: List[str] = []
+    hook_calls: List[TokenRefreshContext] = []
+
+    async def hook(ctx: TokenRefreshContext) -> None:
+        hook_calls.append(ctx)
+
+    app = FastAPI()
+    app.add_middleware(
+        QelosIntegratorMiddleware,
+        config=config_for(world.fake),
+        on_token_refresh=hook,
+        on_event=lambda event: events.append(f"{event.name}:{event.code}"),
+    )
+
+    @app.get("/expire")
+    async def expire(request: Request) -> Dict[str, str]:
+        # Both tokens lapse while the handler runs: the SDK's 401 leads to one refresh, which Qelos refuses.
+        world.fake.clock.advance(31 * 86400)  # past the default 30-day refresh lifetime
+        try:
+            await request.state.qelos.sdk.workspaces.get_list()
+        except QelosAPIError as exc:
+            return {"error": str(exc), "user": request.user.username}
+        return {"error": "", "user": request.user.username}
+
+    caplog.set_level("DEBUG", "qelos_integrator_fastapi")
+    async with client(app) as http:
+        headers = cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+        response = await http.get("/expire", headers=headers)
+    assert response.status_code == 200
+    # The handler sees Qelos's own 401, the request stays the signed-in alice it was, and nothing is rotated.
+    assert response.json() == {"error": "authorization token is not valid.", "user": "alice"}
+    assert world.fake.count("POST /api/token/refresh") == 1
+    assert hook_calls == []
+    assert set_cookie_headers(response) == []
+    assert "refresh_rejected:UNAUTHORIZED" in events
+    assert "refresh after a 401 from Qelos failed: UNAUTHORIZED" in caplog.messages
+    assert not any(pair.refresh_token in record.getMessage() for record in caplog.records)
