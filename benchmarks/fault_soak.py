@@ -308,7 +308,9 @@ async def run_phase(
     controller = asyncio.create_task(fault_controller(fake_url, random.Random(rng.random()), stop, late_commits))
     rngs = [random.Random(rng.random()) for _ in clients]
     try:
-        await asyncio.gather(*(run_client(c, r, n, deadline, tally, apps) for c, r, n in zip(clients, rngs, shares)))
+        await asyncio.gather(
+            *(run_client(c, r, n, deadline, tally, apps) for c, r, n in zip(clients, rngs, shares, strict=True))
+        )
     finally:
         stop.set()
         await controller

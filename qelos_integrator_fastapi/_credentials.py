@@ -33,7 +33,7 @@ class TokenPair:
         return TokenPair(self.access_token, self.refresh_token)
 
 
-class AuthMode(str, enum.Enum):
+class AuthMode(enum.StrEnum):
     """Which credential a request used (see the mode table in the README)."""
 
     ANONYMOUS = "anonymous"
