@@ -3,7 +3,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _counter = itertools.count(secrets.randbelow(0xFFFFFF))
 
@@ -23,5 +23,5 @@ def uuid7(now: float) -> str:
 
 
 def iso_time(now: float) -> str:
-    moment = datetime.fromtimestamp(now, tz=timezone.utc)
+    moment = datetime.fromtimestamp(now, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

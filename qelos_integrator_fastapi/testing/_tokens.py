@@ -5,7 +5,14 @@ import secrets
 from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import quote, unquote
 
-import jwt
+try:
+    import jwt
+except ModuleNotFoundError as exc:  # pragma: no cover - tested in a subprocess
+    raise ModuleNotFoundError(
+        "FakeQelos signs real JWTs with PyJWT, which comes with the testing extra: "
+        "pip install 'qelos-integrator-fastapi[testing]'",
+        name=exc.name,
+    ) from exc
 
 from ._clock import FakeClock
 from ._models import FakeUser, FakeWorkspace
