@@ -45,7 +45,8 @@ def normalize_sdk_options(options: Mapping[str, Any]) -> Dict[str, Any]:
     for key, value in options.items():
         name = _SDK_OPTION_ALIASES.get(key, key)
         if name not in _SDK_OPTION_FIELDS:
-            known = ", ".join(sorted(_SDK_OPTION_FIELDS | set(_SDK_OPTION_ALIASES)))
+            settable = {key for key, field in _SDK_OPTION_ALIASES.items() if field not in _SDK_OPTIONS_WE_OWN}
+            known = ", ".join(sorted(settable | (_SDK_OPTION_FIELDS - _SDK_OPTIONS_WE_OWN)))
             raise QelosConfigError(f"sdk_options: unknown option {key!r}; known options are {known}")
         if name in normalized:
             raise QelosConfigError(f"sdk_options: {key!r} given twice (camelCase and snake_case)")
@@ -211,6 +212,10 @@ def _validate_app_url(value: Any) -> str:
         raise QelosConfigError(f"app_url must be an http:// or https:// URL with a host, got {value!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise QelosConfigError(f"app_url must not carry a query, fragment or credentials, got {value!r}")
+    if parts.path.rsplit("/", 1)[-1] == "api":
+        raise QelosConfigError(
+            f"app_url is where Qelos is served, without /api (the integrator adds /api/... itself), got {value!r}"
+        )
     return url
 
 

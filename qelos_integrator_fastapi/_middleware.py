@@ -40,7 +40,8 @@ class QelosIntegratorMiddleware:
         **options: Any,
     ) -> None:
         if config is None:
-            config = QelosConfig(**options)
+            # Without app_url, QelosConfig's own check names what is missing (not a TypeError).
+            config = QelosConfig(**{"app_url": None, **options})
         elif options:
             raise TypeError(f"pass either config= or flat options such as app_url=, not both (got {sorted(options)})")
         elif not isinstance(config, QelosConfig):

@@ -120,3 +120,36 @@ def test_pool_limits_are_explicit() -> None:
     )
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=30.0)
     assert QelosConfig(app_url="https://q.example.com", limits=limits).pool_limits is limits
+
+
+@pytest.mark.parametrize("app_url", ["https://qelos.example.com/api", "https://qelos.example.com/api/", "http://h/x/api"])
+def test_an_app_url_ending_in_api_is_refused(app_url: str) -> None:
+    # Every request would otherwise ask /api/api/me and answer 503.
+    with pytest.raises(QelosConfigError, match="without /api"):
+        QelosConfig(app_url=app_url)
+
+
+def test_an_app_url_with_another_path_is_kept() -> None:
+    assert QelosConfig(app_url="https://example.com/qelos/").app_url == "https://example.com/qelos"
+    assert QelosConfig(app_url="https://example.com/apis").app_url == "https://example.com/apis"
+
+
+def test_the_unknown_sdk_option_message_lists_only_settable_options() -> None:
+    with pytest.raises(QelosConfigError) as raised:
+        QelosConfig(app_url="https://q.example.com", sdk_options={"nope": 1})
+    known = str(raised.value).split("known options are ", 1)[1].split(", ")
+    assert "extra_query_params" in known and "extraQueryParams" in known
+    for owned in ("api_token", "apiToken", "access_token", "refresh_token", "extra_headers", "app_url", "appUrl"):
+        assert owned not in known
+
+
+def test_the_middleware_without_app_url_raises_the_config_error() -> None:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from qelos_integrator_fastapi import QelosIntegratorMiddleware
+
+    app = Starlette()
+    app.add_middleware(QelosIntegratorMiddleware)
+    with pytest.raises(QelosConfigError, match="app_url is required"), TestClient(app):
+        pass
