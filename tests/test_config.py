@@ -122,7 +122,9 @@ def test_pool_limits_are_explicit() -> None:
     assert QelosConfig(app_url="https://q.example.com", limits=limits).pool_limits is limits
 
 
-@pytest.mark.parametrize("app_url", ["https://qelos.example.com/api", "https://qelos.example.com/api/", "http://h/x/api"])
+@pytest.mark.parametrize(
+    "app_url", ["https://qelos.example.com/api", "https://qelos.example.com/api/", "http://h/x/api"]
+)
 def test_an_app_url_ending_in_api_is_refused(app_url: str) -> None:
     # Every request would otherwise ask /api/api/me and answer 503.
     with pytest.raises(QelosConfigError, match="without /api"):
