@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -38,7 +39,7 @@ class DemoQelos:
         return self.fake_app is not None
 
     def banner(self, framework: str) -> str:
-        port = os.environ.get("PORT", "8000")
+        port = _uvicorn_option("--port") or os.environ.get("PORT", "8000")
         lines = [f"Qelos integrator demo ({framework}), auth mode {self.mode!r} (QELOS_AUTH_MODE=session|token)"]
         if self.embedded:
             lines.append("Qelos: an embedded FakeQelos (set QELOS_APP_URL to use a real Qelos)")
@@ -60,13 +61,33 @@ def demo_qelos() -> DemoQelos:
         config = QelosConfig(app_url=app_url, tenant=os.environ.get("QELOS_TENANT", "0"))
         return DemoQelos(config, secret_key, mode)
 
-    from qelos_integrator_fastapi.testing import FakeQelos
+    from qelos_integrator_fastapi.testing import FakeClock, FakeQelos
 
+    workers = _uvicorn_option("--workers") or os.environ.get("WEB_CONCURRENCY")
+    if workers and workers.isdigit() and int(workers) > 1:
+        # Each worker would embed its own FakeQelos: a session signed in by one is unknown to the others.
+        raise SystemExit(
+            f"The demo embeds FakeQelos in its process, so it runs one worker (got --workers {workers}). For "
+            "several workers, serve one FakeQelos for all of them: `make fake` in another terminal, then "
+            "QELOS_APP_URL=http://127.0.0.1:8100 uvicorn examples.fastapi_app.app:app --workers 2"
+        )
     # The demo is served over plain http on localhost: an http app_url leaves the q_* token cookies
-    # without Secure (Secure follows app_url), so every browser sends them back to it.
-    fake = FakeQelos.demo(url="http://qelos.test")
+    # without Secure (Secure follows app_url), so every browser sends them back to it. Its clock is the
+    # real one, so dates are today's and tokens expire as they would.
+    fake = FakeQelos.demo(url="http://qelos.test", clock=FakeClock.wall())
     config = QelosConfig(app_url=fake.url, transport=fake.transport, tenant=fake.tenant, skip_paths=[FAKE_PREFIX])
     return DemoQelos(config, secret_key, mode, public_url=FAKE_PREFIX, fake_app=_Unprefixed(fake, FAKE_PREFIX))
+
+
+def _uvicorn_option(name: str) -> Optional[str]:
+    """An option of the uvicorn command line serving the demo (``--port 9000`` or ``--port=9000``)."""
+    argv = sys.argv[1:]
+    for index, arg in enumerate(argv):
+        if arg == name and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 class _Unprefixed:

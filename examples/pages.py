@@ -14,6 +14,7 @@ LOGIN_ERRORS = {
     "OAUTH_STATE_MISMATCH": "That social login was started in another browser; try again.",
     "INVALID_OAUTH_STATE": "The social login could not be verified; try again.",
     "SOCIAL_LOGIN_REJECTED": "Qelos did not accept the social login.",
+    "UNSAFE_RETURN_URL": "That link would have sent you to another site after signing in; sign in to continue here.",
 }
 NOTICES = {
     "switched": "Workspace switched.",
@@ -40,9 +41,11 @@ def _layout(title: str, body: str) -> str:
     )
 
 
-def _nav() -> str:
+def _nav(api_docs: bool) -> str:
+    # Only the FastAPI demo has OpenAPI docs; the Starlette one links its JSON route instead.
+    docs = '<a href="/docs">API docs</a>' if api_docs else '<a href="/me">JSON: /me</a>'
     return (
-        '<nav><a href="/">Home</a><a href="/products">Products</a><a href="/docs">API docs</a>'
+        f'<nav><a href="/">Home</a><a href="/products">Products</a>{docs}'
         '<form method="post" action="/auth/logout"><button id="sign-out" type="submit">Sign out</button></form></nav>'
     )
 
@@ -76,6 +79,7 @@ def home_page(
     workspaces: List[Dict[str, Any]],
     mode: str,
     notice: Optional[str],
+    api_docs: bool,
 ) -> str:
     name = user.get("fullName") or user.get("username") or user.get("email") or user.get("_id")
     active = workspace.get("_id") if workspace else None
@@ -93,7 +97,7 @@ def home_page(
     )
     return _layout(
         "Home",
-        f"{_nav()}<h1>Hello, <span id='user-name'>{escape(str(name))}</span></h1>"
+        f"{_nav(api_docs)}<h1>Hello, <span id='user-name'>{escape(str(name))}</span></h1>"
         f'<p class="notice" id="notice">{escape(NOTICES.get(notice or "", ""))}</p>'
         f"<p>Username: <code id='username'>{escape(str(user.get('username')))}</code> · "
         f"roles: {escape(', '.join(map(str, user.get('roles') or [])))} · credential: <code id='mode'>"
@@ -103,7 +107,7 @@ def home_page(
     )
 
 
-def products_page(*, workspace: Optional[Dict[str, Any]], products: List[Dict[str, Any]]) -> str:
+def products_page(*, workspace: Optional[Dict[str, Any]], products: List[Dict[str, Any]], api_docs: bool) -> str:
     rows = "".join(
         f"<tr><td class='product-name'>{escape(str(p.get('name') or p.get('metadata', {}).get('name')))}</td>"
         f"<td>{escape(str(p.get('price') if 'price' in p else p.get('metadata', {}).get('price')))}</td></tr>"
@@ -112,7 +116,7 @@ def products_page(*, workspace: Optional[Dict[str, Any]], products: List[Dict[st
     where = escape(str(workspace.get("name"))) if workspace else "no workspace"
     return _layout(
         "Products",
-        f"{_nav()}<h1>Products of <span id='workspace-name'>{where}</span></h1>"
+        f"{_nav(api_docs)}<h1>Products of <span id='workspace-name'>{where}</span></h1>"
         f"<table id='products'><tr><th>Name</th><th>Price</th></tr>{rows}</table>"
         f'<p>Read through <code>qelos.sdk.entities("products").get_list()</code>, as the signed-in user.</p>',
     )

@@ -18,6 +18,10 @@ from examples.demo_qelos import DEMO_USERS
 from qelos_integrator_fastapi import QELOS_PROVIDERS, QelosRequestContext, WorkspaceSwitchError
 
 
+def _has_api_docs(request: Request) -> bool:
+    return bool(getattr(request.app, "docs_url", None))
+
+
 def _signed_in(qelos: Optional[QelosRequestContext]) -> Optional[QelosRequestContext]:
     return qelos if qelos is not None and qelos.user is not None else None
 
@@ -46,6 +50,7 @@ async def home(request: Request, qelos: Optional[QelosRequestContext]) -> Respon
             workspaces=signed_in.workspaces,
             mode=signed_in.mode.value,
             notice=request.query_params.get("notice"),
+            api_docs=_has_api_docs(request),
         )
     )
 
@@ -65,9 +70,11 @@ async def switch_workspace(request: Request, qelos: Optional[QelosRequestContext
     return RedirectResponse("/?notice=switched", status_code=303)
 
 
-async def products(qelos: Optional[QelosRequestContext]) -> Response:
+async def products(request: Request, qelos: Optional[QelosRequestContext]) -> Response:
     signed_in = _signed_in(qelos)
     if signed_in is None:
         return RedirectResponse("/login?next=/products", status_code=303)
     items: List[Dict[str, Any]] = await signed_in.sdk.entities("products").get_list()
-    return HTMLResponse(pages.products_page(workspace=signed_in.workspace, products=items))
+    return HTMLResponse(
+        pages.products_page(workspace=signed_in.workspace, products=items, api_docs=_has_api_docs(request))
+    )

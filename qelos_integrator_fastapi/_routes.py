@@ -134,7 +134,8 @@ class _AuthEndpoints:
         return response
 
     def _failure(self, problem: Problem, *, browser: bool, next_path: Optional[str] = None) -> Response:
-        if browser and self.login_page is not None and problem.code != "UNSAFE_RETURN_URL":
+        if browser and self.login_page is not None:
+            # An off-site next is dropped (never echoed back); the login page says why.
             query = {"error": problem.code, **({"next": next_path} if next_path else {})}
             return RedirectResponse(f"{self.login_page}?{urlencode(query)}", status_code=303)
         return problem.response()

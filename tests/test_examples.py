@@ -125,3 +125,54 @@ def test_real_qelos_mode_has_no_embedded_fake(monkeypatch: pytest.MonkeyPatch) -
     assert demo.fake_app is None and demo.public_url is None
     assert demo.config.app_url == "https://qelos.example.com" and demo.config.transport is None
     assert "https://qelos.example.com" in demo.banner("FastAPI")
+
+
+async def test_every_link_on_the_signed_in_pages_leads_somewhere(demo: ModuleType) -> None:
+    async with browser(demo) as http:
+        await sign_in(http)
+        for page in ("/", "/products"):
+            html = (await http.get(page)).text
+            links = set(re.findall(r'<a[^>]* href="(/[^"]*)"', html))
+            assert links, page
+            for link in links:
+                response = await http.get(link)
+                assert response.status_code in (200, 302, 303), (page, link, response.status_code)
+
+
+async def test_an_off_site_next_on_the_login_form_shows_the_login_page_with_a_reason(demo: ModuleType) -> None:
+    async with browser(demo) as http:
+        response = await http.post(
+            "/auth/login", data={"username": "alice", "password": "alice-pass", "next": "https://evil.example/"}
+        )
+        assert response.headers["location"] == "/login?error=UNSAFE_RETURN_URL"
+        page = await http.get(response.headers["location"])
+    assert page.status_code == 200
+    assert "another site" in page.text
+
+
+def test_the_banner_names_the_port_uvicorn_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QELOS_APP_URL", raising=False)
+    monkeypatch.setattr("sys.argv", ["uvicorn", "examples.fastapi_app.app:app", "--port", "9123"])
+    module = importlib.reload(importlib.import_module("examples.fastapi_app.app"))
+    assert "Open http://127.0.0.1:9123/login" in module.demo.banner("FastAPI")
+    monkeypatch.setattr("sys.argv", ["uvicorn", "examples.fastapi_app.app:app", "--port=9124"])
+    assert "Open http://127.0.0.1:9124/login" in module.demo.banner("FastAPI")
+
+
+@pytest.mark.parametrize("argv", [["--workers", "2"], ["--workers=3"]])
+def test_the_embedded_demo_refuses_several_workers(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    monkeypatch.delenv("QELOS_APP_URL", raising=False)
+    monkeypatch.setattr("sys.argv", ["uvicorn", "examples.starlette_app.app:app", *argv])
+    with pytest.raises(SystemExit, match="runs one worker") as refused:
+        importlib.reload(importlib.import_module("examples.starlette_app.app"))
+    assert "make fake" in str(refused.value)
+
+
+def test_the_embedded_demo_lives_in_real_time(demo: ModuleType) -> None:
+    import time
+
+    from qelos_integrator_fastapi.testing import FakeQelos
+
+    fake = demo.demo.fake_app.app
+    assert isinstance(fake, FakeQelos)
+    assert abs(fake.clock.now() - time.time()) < 60

@@ -262,6 +262,16 @@ class TestPasswordLogin:
         assert response.json()["message"] == "next must be a relative path on this site, such as /dashboard"
         assert not set_cookies(response)
 
+    async def test_a_browser_form_with_a_foreign_next_goes_back_to_the_login_page(self, fake: FakeQelos) -> None:
+        async with browser(build_app(fake, login_page="/login")) as http:
+            body = {"username": "alice", "password": "alice-pass", "next": "https://evil.example/"}
+            response = await http.post("/auth/login", data=body)
+        # The login page explains; the foreign URL is dropped, never echoed back, and nobody is signed in.
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?error=UNSAFE_RETURN_URL"
+        assert not set_cookies(response)
+        assert fake.count("POST /api/signin") == 0
+
     @pytest.mark.parametrize("body", [{}, {"next": ""}])
     async def test_no_next_goes_to_the_default_return_url(self, fake: FakeQelos, body: Dict[str, str]) -> None:
         async with browser(build_app(fake, default_return_url="/home")) as http:

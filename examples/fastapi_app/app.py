@@ -58,8 +58,8 @@ async def switch_workspace(request: Request, qelos: OptionalQelosContext) -> Res
 
 
 @app.get("/products", response_class=HTMLResponse, include_in_schema=False)
-async def products(qelos: OptionalQelosContext) -> Response:
-    return await views.products(qelos)
+async def products(request: Request, qelos: OptionalQelosContext) -> Response:
+    return await views.products(request, qelos)
 
 
 @app.get("/me", responses=QELOS_AUTH_RESPONSES)

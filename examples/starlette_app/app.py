@@ -40,7 +40,7 @@ async def switch_workspace(request: Request) -> Response:
 
 
 async def products(request: Request) -> Response:
-    return await views.products(signed_in(request))
+    return await views.products(request, signed_in(request))
 
 
 @requires("authenticated")

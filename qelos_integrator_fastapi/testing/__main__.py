@@ -5,6 +5,7 @@ import socket
 from typing import List, Optional
 
 from ._app import FakeQelos
+from ._clock import FakeClock
 from ._demo import DEMO_CREDENTIALS, DEMO_WEBSITE_URLS
 
 
@@ -32,7 +33,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.exit(2, f"FakeQelos cannot listen on {args.host}:{args.port} ({exc.strerror}); try --port <another>\n")
     url = f"http://{args.host}:{args.port}"
     website_urls = args.website_urls or list(DEMO_WEBSITE_URLS)
-    fake = FakeQelos.demo(url=url, website_urls=website_urls)
+    # A manual session: real dates, and tokens that expire as they would.
+    fake = FakeQelos.demo(url=url, website_urls=website_urls, clock=FakeClock.wall())
     print(f"FakeQelos (tenant {fake.tenant!r}) serving on {url}")
     print("Demo users (username / password):")
     for username, password, role in DEMO_CREDENTIALS:

@@ -90,3 +90,16 @@ async def test_demo_seed() -> None:
     assert bob.status_code == 200
     assert social.status_code == 302
     assert len(fake.entities("products")) == 4
+
+
+def test_a_wall_clock_follows_real_time_and_can_still_be_advanced() -> None:
+    import time
+
+    from qelos_integrator_fastapi.testing import FakeClock
+
+    clock = FakeClock.wall()
+    before = time.time()
+    assert before - 1 <= clock.now() <= time.time() + 1
+    clock.advance(3600)
+    assert clock.now() >= before + 3600
+    assert FakeClock().now() == FakeClock().now()  # the default clock stands still
