@@ -10,13 +10,20 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from examples.inspector import CountingTransport
 from qelos_integrator_fastapi import QelosConfig
 
+if TYPE_CHECKING:
+    from qelos_integrator_fastapi.testing import FakeQelos
+
 FAKE_PREFIX = "/_qelos"
+# FakeQelos' defaults, named here because "Expire my credential" jumps past them.
+ACCESS_TOKEN_TTL = 300 * 60.0
+COOKIE_ROTATION_AFTER = 30 * 60.0
 # The users FakeQelos.demo() seeds.
 DEMO_USERS: Tuple[Tuple[str, str, str], ...] = (
     ("alice", "alice-pass", "two workspaces: Acme and Globex Corporation; social login signs her in"),
@@ -33,6 +40,10 @@ class DemoQelos:
     public_url: Optional[str] = None
     # The embedded FakeQelos, to mount at FAKE_PREFIX; None against a real Qelos.
     fake_app: Optional[ASGIApp] = None
+    fake: Optional[FakeQelos] = None
+    # Seconds FakeQelos' clock jumps for "Expire my credential": past the access token's lifetime (token
+    # mode) or the age at which Qelos rotates a session cookie (session mode).
+    expire_after: float = 0.0
 
     @property
     def embedded(self) -> bool:
@@ -58,6 +69,7 @@ def demo_qelos() -> DemoQelos:
     secret_key = os.environ.get("QELOS_INTEGRATOR_SECRET") or secrets.token_urlsafe(32)
     app_url = os.environ.get("QELOS_APP_URL")
     if app_url:
+        # The product's own pool talks to a real Qelos; the panel then does not list the calls.
         config = QelosConfig(app_url=app_url, tenant=os.environ.get("QELOS_TENANT", "0"))
         return DemoQelos(config, secret_key, mode)
 
@@ -74,9 +86,26 @@ def demo_qelos() -> DemoQelos:
     # The demo is served over plain http on localhost: an http app_url leaves the q_* token cookies
     # without Secure (Secure follows app_url), so every browser sends them back to it. Its clock is the
     # real one, so dates are today's and tokens expire as they would.
-    fake = FakeQelos.demo(url="http://qelos.test", clock=FakeClock.wall())
-    config = QelosConfig(app_url=fake.url, transport=fake.transport, tenant=fake.tenant, skip_paths=[FAKE_PREFIX])
-    return DemoQelos(config, secret_key, mode, public_url=FAKE_PREFIX, fake_app=_Unprefixed(fake, FAKE_PREFIX))
+    fake = FakeQelos.demo(
+        url="http://qelos.test",
+        clock=FakeClock.wall(),
+        access_token_ttl=ACCESS_TOKEN_TTL,
+        cookie_rotation_after=COOKIE_ROTATION_AFTER,
+    )
+    # The inspector's transport notes each call to Qelos for the page's panel. The identity cache stays off
+    # (its default): it would serve a credential "Expire my credential" just expired for a few more seconds.
+    config = QelosConfig(
+        app_url=fake.url, transport=CountingTransport(fake.transport), tenant=fake.tenant, skip_paths=[FAKE_PREFIX]
+    )
+    return DemoQelos(
+        config,
+        secret_key,
+        mode,
+        public_url=FAKE_PREFIX,
+        fake_app=_Unprefixed(fake, FAKE_PREFIX),
+        fake=fake,
+        expire_after=(ACCESS_TOKEN_TTL if mode == "token" else COOKIE_ROTATION_AFTER) + 1,
+    )
 
 
 def _uvicorn_option(name: str) -> Optional[str]:

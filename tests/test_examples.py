@@ -176,3 +176,24 @@ def test_the_embedded_demo_lives_in_real_time(demo: ModuleType) -> None:
     fake = demo.demo.fake_app.app
     assert isinstance(fake, FakeQelos)
     assert abs(fake.clock.now() - time.time()) < 60
+
+
+async def test_the_panel_shows_a_forced_refresh_in_token_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QELOS_APP_URL", raising=False)
+    monkeypatch.setenv("QELOS_AUTH_MODE", "token")
+    for name in APPS:
+        module = importlib.reload(importlib.import_module(name))
+        async with browser(module) as http:
+            await sign_in(http)
+            access = http.cookies["q_access_token"]
+            expired = await http.post("/demo/expire")
+            assert expired.headers["location"] == "/?notice=expired"
+            page = await http.get("/?notice=expired")
+        panel = page.text[page.text.index('<aside id="panel">') :]
+        assert "id='panel-refreshed'>yes: new tokens this request<" in panel
+        calls = re.findall(r"<code>(\w+ /api/[\w/]+)</code> → (\d+)", panel)
+        assert ("POST /api/token/refresh", "200") in calls
+        masked = r"<code>q_access_token=eyJ…\(\d+ chars\); HttpOnly; Max-Age=\d+; Path=/; SameSite=lax</code>"
+        assert re.search(masked, panel)
+        assert "<code>q_refresh_token=eyJ…(" in panel
+        assert access not in page.text and page.cookies["q_access_token"] not in page.text

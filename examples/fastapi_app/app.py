@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Dict
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
-from examples import views
+from examples import inspector, views
 from examples.demo_qelos import FAKE_PREFIX, demo_qelos
 from qelos_integrator_fastapi import (
     QELOS_AUTH_RESPONSES,
@@ -32,7 +32,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="Qelos integrator demo", lifespan=lifespan)
-app.add_middleware(QelosIntegratorMiddleware, config=demo.config)
+app.add_middleware(QelosIntegratorMiddleware, config=demo.config, on_event=inspector.record_event)
+# Outermost: the panel's record of this request, and the response's own cookies written into the page.
+app.add_middleware(inspector.Inspector, counting=demo.embedded)
 app.include_router(
     create_qelos_auth_router(
         demo.config, secret_key=demo.secret_key, mode=demo.mode, public_url=demo.public_url, login_page="/login"
@@ -49,7 +51,7 @@ async def login(request: Request, qelos: OptionalQelosContext) -> Response:
 
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def home(request: Request, qelos: OptionalQelosContext) -> Response:
-    return await views.home(request, qelos)
+    return await views.home(request, qelos, can_expire=demo.embedded)
 
 
 @app.post("/workspace", include_in_schema=False)
@@ -59,7 +61,15 @@ async def switch_workspace(request: Request, qelos: OptionalQelosContext) -> Res
 
 @app.get("/products", response_class=HTMLResponse, include_in_schema=False)
 async def products(request: Request, qelos: OptionalQelosContext) -> Response:
-    return await views.products(request, qelos)
+    return await views.products(request, qelos, can_expire=demo.embedded)
+
+
+@app.post("/demo/expire", include_in_schema=False)
+async def expire(request: Request) -> Response:
+    return await views.expire(request, demo)
+
+
+app.add_route("/demo.css", views.stylesheet, include_in_schema=False)
 
 
 @app.get("/me", responses=QELOS_AUTH_RESPONSES)

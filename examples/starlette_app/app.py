@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from examples import views
+from examples import inspector, views
 from examples.demo_qelos import FAKE_PREFIX, demo_qelos
 from qelos_integrator_fastapi import QelosIntegratorMiddleware, QelosRequestContext, create_qelos_auth_routes
 
@@ -32,7 +32,7 @@ async def login(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    return await views.home(request, signed_in(request))
+    return await views.home(request, signed_in(request), can_expire=demo.embedded)
 
 
 async def switch_workspace(request: Request) -> Response:
@@ -40,7 +40,11 @@ async def switch_workspace(request: Request) -> Response:
 
 
 async def products(request: Request) -> Response:
-    return await views.products(request, signed_in(request))
+    return await views.products(request, signed_in(request), can_expire=demo.embedded)
+
+
+async def expire(request: Request) -> Response:
+    return await views.expire(request, demo)
 
 
 @requires("authenticated")
@@ -62,6 +66,8 @@ routes: List[BaseRoute] = [
     Route("/workspace", switch_workspace, methods=["POST"]),
     Route("/products", products),
     Route("/me", me),
+    Route("/demo.css", views.stylesheet),
+    Route("/demo/expire", expire, methods=["POST"]),
     *create_qelos_auth_routes(
         demo.config, secret_key=demo.secret_key, mode=demo.mode, public_url=demo.public_url, login_page="/login"
     ),
@@ -71,6 +77,10 @@ if demo.fake_app is not None:
 
 app = Starlette(
     routes=routes,
-    middleware=[Middleware(QelosIntegratorMiddleware, config=demo.config)],
+    # Outermost first: the panel's record of this request, then the integrator.
+    middleware=[
+        Middleware(inspector.Inspector, counting=demo.embedded),
+        Middleware(QelosIntegratorMiddleware, config=demo.config, on_event=inspector.record_event),
+    ],
     lifespan=lifespan,
 )

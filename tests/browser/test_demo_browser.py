@@ -26,6 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ROOT = Path(__file__).resolve().parents[2]
+# Each step's screenshot (gitignored); docs/img/demo.png in the README is the home page's.
+SCREENSHOTS = ROOT / "screenshots"
 
 try:
     from playwright.sync_api import Page, sync_playwright
@@ -93,9 +95,19 @@ def page() -> Iterator[Page]:
             browser.close()
 
 
-def test_sign_in_see_user_switch_workspace_sign_out(demo_url: str, page: Page) -> None:
+def shoot(page: Page, step: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{step}.png"), full_page=True)
+
+
+def test_walk_the_demo_and_read_what_the_middleware_saw(demo_url: str, page: Page) -> None:
+    page.set_viewport_size({"width": 1200, "height": 760})
     page.goto(f"{demo_url}/")
     assert page.url == f"{demo_url}/login"
+    assert page.inner_text("#panel-user").startswith("anonymous")
+    assert page.inner_text("#panel-calls") == "0"
+    shoot(page, "1-login")
+
     page.fill("#username", "alice")
     page.fill("#password", "alice-pass")
     page.click("#sign-in")
@@ -104,14 +116,38 @@ def test_sign_in_see_user_switch_workspace_sign_out(demo_url: str, page: Page) -
     assert page.inner_text("#workspace-name") == "Acme"
     session = {cookie["name"]: cookie for cookie in page.context.cookies()}["qlt_0"]
     assert session["path"] == "/" and session["httpOnly"] and not session["secure"]
+    # The panel: request.user, request.auth, the credential, the two identity calls, no cookie to set.
+    assert page.inner_text("#panel-user").startswith("Alice Liddell (id ")
+    assert "workspace:admin" in page.inner_text("#panel-scopes")
+    assert page.inner_text("#panel-mode") == "session"
+    assert page.inner_text("#panel-workspace") == "Acme: the one Qelos says is active"
+    assert page.inner_text("#panel-calls") == "2"
+    assert page.inner_text("#panel-cookies") == "none"
+    shoot(page, "2-home")
 
     page.select_option("#workspace", label="Globex Corporation")
     page.click("#switch")
     page.wait_for_url(f"{demo_url}/?notice=switched")
     assert page.inner_text("#workspace-name") == "Globex Corporation"
+    assert page.inner_text("#panel-workspace").startswith("Globex Corporation: ")
+    shoot(page, "3-switched")
+
     page.click("text=Products")
     page.wait_for_url(f"{demo_url}/products")
     assert page.inner_text(".product-name") == "Hammock"
+    assert page.inner_text("#panel-calls") == "3"  # who is calling, then the SDK's entity list
+    shoot(page, "4-products")
+
+    # FakeQelos' clock jumps past the session cookie's rotation age: Qelos re-signs it, the middleware relays it.
+    before = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}["qlt_0"]
+    page.click("#expire")
+    page.wait_for_url(f"{demo_url}/?notice=expired")
+    relayed = page.inner_text("#panel-cookies")
+    assert relayed.startswith("qlt_0=eyJ…(") and "HttpOnly" in relayed and "Path=/" in relayed
+    assert before not in page.content()  # values are masked
+    after = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}["qlt_0"]
+    assert after != before
+    shoot(page, "5-rotated")
 
     page.click("#sign-out")
     page.wait_for_url(f"{demo_url}/login")
