@@ -50,3 +50,14 @@ def test_each_snippet_parses_and_defines_what_it_uses(document: Path, name: str,
         text=True,
     )
     assert result.returncode == 0, f"{document.name}: {result.stdout}"
+
+
+def test_relative_links_in_the_docs_lead_to_files_that_exist() -> None:
+    broken = []
+    for document in DOCUMENTS:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", document.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (document.parent / target).exists():
+                broken.append(f"{document.name} -> {target}")
+    assert broken == []
