@@ -15,7 +15,7 @@ from ._cache import IdentityCache
 from ._client import Identity, QelosClient
 from ._config import QelosConfig
 from ._cookies import CookieBuffer, relay_session_cookies
-from ._credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from ._credentials import AuthMode, TokenPair, read_credentials, upstream_headers
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
 from ._events import OnEvent
 from ._refresh import OnTokenRefresh, Refresher, TokenRefreshContext
@@ -129,9 +129,16 @@ class QelosRequestContext:
         return activated
 
     def upstream_headers(self) -> Dict[str, str]:
-        """The one credential header this request sends to Qelos now."""
-        api_token = self._services.config.api_token if self._services is not None else None
-        return auth_headers(self.tokens, self._session_cookie, api_token)
+        """The headers this request sends to Qelos now: the tenant and the one current credential."""
+        if self._services is None:
+            raise RuntimeError("this QelosRequestContext was built without the middleware; it has no Qelos config")
+        config = self._services.config
+        return upstream_headers(
+            config.tenant,
+            bearer=self.tokens.access_token,
+            session_cookie=self._session_cookie,
+            api_token=config.api_token,
+        )
 
     def relay(self, set_cookies: List[str]) -> None:
         """Carry Qelos's session-cookie changes to the browser and to this request's later calls."""
