@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -31,6 +31,7 @@ ResolveWorkspace = Callable[
     [HTTPConnection, Dict[str, Any], List[Workspace]], Union[Optional[Workspace], Awaitable[Optional[Workspace]]]
 ]
 CachedIdentity = Tuple[Dict[str, Any], List[Workspace]]
+_MAX_WARNED_COOKIES = 64
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Services:
     on_token_refresh: OnTokenRefresh
     on_event: Optional[OnEvent]
     resolve_workspace: Optional[ResolveWorkspace]
+    # Session-cookie names of other tenants already warned about (bounded: names come from clients).
+    warned_cookies: Set[str] = field(default_factory=set)
 
 
 class QelosRequestContext:
@@ -177,6 +180,8 @@ class QelosRequestContext:
         self.mode = credentials.mode
         self._session_cookie = credentials.session_cookie
         if credentials.mode is AuthMode.ANONYMOUS:
+            if credentials.other_tenant_cookie is not None:
+                self._warn_other_tenant(credentials.other_tenant_cookie)
             return
         try:
             self.user, self.workspaces = await self._identify()
@@ -271,6 +276,24 @@ class QelosRequestContext:
             if active_id is not None and workspace.get("_id") == active_id:
                 return workspace
         return workspaces[0] if workspaces else None
+
+    def _warn_other_tenant(self, name: str) -> None:
+        assert self._services is not None
+        warned = self._services.warned_cookies
+        if name in warned or len(warned) >= _MAX_WARNED_COOKIES:
+            return
+        warned.add(name)
+        prefix = name[len("qlt_") :]
+        tenant = f"'{prefix}'" if len(prefix) < 8 else f"the tenant id that starts with '{prefix}'"
+        logger.warning(
+            "ignored the Qelos session cookie %s: it belongs to another tenant than QelosConfig.tenant=%r (whose "
+            "cookie is %s), so the request is anonymous; if this app serves that tenant, set QelosConfig(tenant=...) "
+            "to %s",
+            name,
+            self._services.config.tenant,
+            self._services.config.session_cookie_names[0],
+            tenant,
+        )
 
     def _emit(self, name: str, **fields: Optional[str]) -> None:
         services = self._services

@@ -15,6 +15,7 @@ from ._config import QelosConfig, mask_secret, session_cookie_name
 
 # Visible ASCII without separators that would let a value break out of a header or cookie.
 _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/=:%!#$&'*^`|]+$")
+_SESSION_COOKIE = re.compile(r"^qlt_[A-Za-z0-9\-._~]{1,8}$")
 
 
 @dataclass
@@ -50,12 +51,15 @@ class Credentials:
     session_cookie: Optional[Tuple[str, str]] = None
     # Why a credential present on the request was ignored, for logs and the context.
     rejected: Optional[str] = None
+    # The name of a Qelos session cookie of another tenant, on a request left without a credential.
+    other_tenant_cookie: Optional[str] = None
 
     def __repr__(self) -> str:
         session = None if self.session_cookie is None else (self.session_cookie[0], "***")
         return (
             f"Credentials(mode={self.mode.value}, access_token={mask_secret(self.access_token)}, "
-            f"refresh_token={mask_secret(self.refresh_token)}, session_cookie={session!r}, rejected={self.rejected!r})"
+            f"refresh_token={mask_secret(self.refresh_token)}, session_cookie={session!r}, rejected={self.rejected!r}, "
+            f"other_tenant_cookie={self.other_tenant_cookie!r})"
         )
 
 
@@ -86,7 +90,8 @@ def read_credentials(scope: Scope, config: QelosConfig) -> Credentials:
         rejected = rejected or problem
         if value:
             return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected)
-    return Credentials(AuthMode.ANONYMOUS, rejected=rejected)
+    other = next((name for name, value in cookies.items() if value and _other_tenant(name, config)), None)
+    return Credentials(AuthMode.ANONYMOUS, rejected=rejected, other_tenant_cookie=other)
 
 
 def upstream_headers(
@@ -113,6 +118,11 @@ def upstream_headers(
     elif session_cookie is not None:
         headers["cookie"] = f"{session_cookie_name(tenant)}={session_cookie[1]}"
     return headers
+
+
+def _other_tenant(name: str, config: QelosConfig) -> bool:
+    # Only names Qelos could have written (qlt_ and at most 8 token characters) reach a log line.
+    return _SESSION_COOKIE.match(name) is not None and name not in config.session_cookie_names
 
 
 def _bearer(value: str, limit: int) -> Tuple[Optional[str], Optional[str]]:

@@ -1,7 +1,8 @@
-"""The configured tenant on every upstream call, the request SDK's included."""
+"""The configured tenant on every upstream call, and a session cookie of another tenant."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict
 
 import httpx
@@ -134,3 +135,35 @@ async def test_the_legacy_token_cookie_works_for_sdk_calls() -> None:
     assert response.json() == {"created": "Lamp", "listed": ["Lamp"]}
     entity_calls = [r for r in world.fake.requests if r.path.startswith("/api/blueprints/")]
     assert all(r.headers["cookie"] == f"qlt_0={legacy}" for r in entity_calls)
+
+
+async def test_a_session_cookie_of_another_tenant_is_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "qelos_integrator_fastapi")
+    world = make_world(tenant=TENANT)
+    session = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
+    async with client(sdk_app(world, tenant="0")) as http:
+        for _ in range(3):
+            assert (await http.get("/who", headers=cookie_header(**{COOKIE: session}))).json() == {"user": None}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    text = warnings[0].getMessage()
+    assert COOKIE in text
+    assert "QelosConfig.tenant='0'" in text
+    assert "set QelosConfig(tenant=...) to the tenant id that starts with '5f0a1b2c'" in text
+    assert session not in caplog.text
+    assert world.fake.requests == []
+
+
+async def test_a_short_tenant_is_named_in_full_and_a_signed_in_request_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "qelos_integrator_fastapi")
+    world = make_world()
+    session = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
+    async with client(sdk_app(world)) as http:
+        both = await http.get("/who", headers=cookie_header(qlt_0=session, qlt_acme="x.y.z"))
+        assert both.json() == {"user": "Alice Liddell"}
+        assert not caplog.records
+        await http.get("/who", headers=cookie_header(qlt_acme="x.y.z"))
+    (warning,) = caplog.records
+    assert "qlt_acme" in warning.getMessage() and "to 'acme'" in warning.getMessage()
