@@ -275,6 +275,13 @@ class QelosRequestContext:
         for workspace in workspaces:
             if active_id is not None and workspace.get("_id") == active_id:
                 return workspace
+        if workspaces and active_id is None:
+            logger.info(
+                "the Qelos credential names no workspace (Qelos drops it from oauth tokens on their second refresh); "
+                "request.state.qelos.workspace falls back to the first one, where Qelos does not act: no workspace "
+                "roles are granted and SDK calls run without a workspace. Sign in again with {'workspace': <id>}, or "
+                "call activate_workspace (session callers)"
+            )
         return workspaces[0] if workspaces else None
 
     def _warn_other_tenant(self, name: str) -> None:
