@@ -166,18 +166,20 @@ class _ContextScopes(AuthCredentials):
 
 
 def workspace_roles(user: Dict[str, Any], workspace: Optional[Workspace]) -> Tuple[str, ...]:
-    """The caller's roles in the active workspace: its membership entry, else the token's claim."""
-    if not workspace:
+    """The caller's roles in the chosen workspace: its membership entry, else the token's claim.
+
+    None unless it is the workspace of the credential's claim, the one Qelos acts in: a role there is
+    granted by Qelos to SDK calls, a role in any other workspace (or when the claim names none) is not.
+    """
+    claim = user.get("workspace")
+    if not workspace or not isinstance(claim, dict) or claim.get("_id") != workspace.get("_id"):
         return ()
     members = workspace.get("members")
     if isinstance(members, list):
         for member in members:
             if isinstance(member, dict) and member.get("user") == user.get("_id"):
                 return _strings(member.get("roles"))
-    claim = user.get("workspace")
-    if isinstance(claim, dict) and claim.get("_id") == workspace.get("_id"):
-        return _strings(claim.get("roles"))
-    return ()
+    return _strings(claim.get("roles"))
 
 
 def scopes_for(ctx: QelosRequestContext) -> List[str]:

@@ -14,7 +14,7 @@ import httpx
 
 from . import _log_redaction
 from ._config import QelosConfig
-from ._credentials import TokenPair
+from ._credentials import TokenPair, upstream_headers
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
@@ -63,7 +63,6 @@ class QelosClient:
                 base_url=self._config.app_url,
                 timeout=self._config.http_timeout,
                 transport=self._transport,
-                headers={"tenant": self._config.tenant},
                 cookies=no_cookie_jar(),
                 follow_redirects=False,
                 trust_env=False,
@@ -126,7 +125,7 @@ class QelosClient:
         reply = await self._call(
             "POST",
             "/api/token/refresh",
-            {"authorization": f"Bearer {refresh_token}"},
+            upstream_headers(self._config.tenant, bearer=refresh_token),
             timeout=self._config.refresh_timeout,
             rejected=rejected,
         )
@@ -135,13 +134,14 @@ class QelosClient:
 
     async def sign_in(self, body: Mapping[str, Any]) -> Reply:
         """``POST /api/signin``; QelosUnauthorized for wrong credentials. ``body`` holds the payload object."""
-        reply = await self._call("POST", "/api/signin", {}, payload=dict(body))
+        reply = await self._call("POST", "/api/signin", upstream_headers(self._config.tenant), payload=dict(body))
         return Reply(_payload(reply, "POST /api/signin"), reply.set_cookies)
 
     async def auth_callback(self, rt: str) -> Reply:
         """Trade a social login's ``rt`` for a session cookie; QelosUnauthorized when Qelos refuses it."""
         what = "POST /api/auth/callback"
-        reply = await self._call("POST", "/api/auth/callback", {}, params={"rt": rt}, rejected=(400, 401, 403))
+        headers = upstream_headers(self._config.tenant)
+        reply = await self._call("POST", "/api/auth/callback", headers, params={"rt": rt}, rejected=(400, 401, 403))
         return Reply(_payload(reply, what), reply.set_cookies)
 
     async def logout(self, headers: Mapping[str, str]) -> None:

@@ -40,6 +40,11 @@ def mask_secret(value: Optional[str]) -> str:
     return f"'{value[:3]}…({len(value)} chars)'" if len(value) > 12 else "'***'"
 
 
+def session_cookie_name(tenant: str) -> str:
+    """Qelos's session cookie for a tenant: ``qlt_`` and the tenant's first 8 characters."""
+    return f"qlt_{tenant[:8]}"
+
+
 def normalize_sdk_options(options: Mapping[str, Any]) -> Dict[str, Any]:
     normalized: Dict[str, Any] = {}
     for key, value in options.items():
@@ -178,7 +183,7 @@ class QelosConfig:
     @property
     def session_cookie_names(self) -> Tuple[str, str]:
         """The Qelos session cookie of this tenant, then the legacy name Qelos still accepts."""
-        return (f"qlt_{self.tenant[:8]}", "token")
+        return (session_cookie_name(self.tenant), "token")
 
     def is_skipped(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.skip_paths)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -15,7 +15,7 @@ from ._cache import IdentityCache
 from ._client import Identity, QelosClient
 from ._config import QelosConfig
 from ._cookies import CookieBuffer, relay_session_cookies
-from ._credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from ._credentials import AuthMode, TokenPair, read_credentials, upstream_headers
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
 from ._events import OnEvent
 from ._refresh import OnTokenRefresh, Refresher, TokenRefreshContext
@@ -31,6 +31,7 @@ ResolveWorkspace = Callable[
     [HTTPConnection, Dict[str, Any], List[Workspace]], Union[Optional[Workspace], Awaitable[Optional[Workspace]]]
 ]
 CachedIdentity = Tuple[Dict[str, Any], List[Workspace]]
+_MAX_WARNED_COOKIES = 64
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Services:
     on_token_refresh: OnTokenRefresh
     on_event: Optional[OnEvent]
     resolve_workspace: Optional[ResolveWorkspace]
+    # Session-cookie names of other tenants already warned about (bounded: names come from clients).
+    warned_cookies: Set[str] = field(default_factory=set)
 
 
 class QelosRequestContext:
@@ -129,9 +132,16 @@ class QelosRequestContext:
         return activated
 
     def upstream_headers(self) -> Dict[str, str]:
-        """The one credential header this request sends to Qelos now."""
-        api_token = self._services.config.api_token if self._services is not None else None
-        return auth_headers(self.tokens, self._session_cookie, api_token)
+        """The headers this request sends to Qelos now: the tenant and the one current credential."""
+        if self._services is None:
+            raise RuntimeError("this QelosRequestContext was built without the middleware; it has no Qelos config")
+        config = self._services.config
+        return upstream_headers(
+            config.tenant,
+            bearer=self.tokens.access_token,
+            session_cookie=self._session_cookie,
+            api_token=config.api_token,
+        )
 
     def relay(self, set_cookies: List[str]) -> None:
         """Carry Qelos's session-cookie changes to the browser and to this request's later calls."""
@@ -170,6 +180,8 @@ class QelosRequestContext:
         self.mode = credentials.mode
         self._session_cookie = credentials.session_cookie
         if credentials.mode is AuthMode.ANONYMOUS:
+            if credentials.other_tenant_cookie is not None:
+                self._warn_other_tenant(credentials.other_tenant_cookie)
             return
         try:
             self.user, self.workspaces = await self._identify()
@@ -263,7 +275,32 @@ class QelosRequestContext:
         for workspace in workspaces:
             if active_id is not None and workspace.get("_id") == active_id:
                 return workspace
+        if workspaces and active_id is None:
+            logger.info(
+                "the Qelos credential names no workspace (Qelos drops it from oauth tokens on their second refresh); "
+                "request.state.qelos.workspace falls back to the first one, where Qelos does not act: no workspace "
+                "roles are granted and SDK calls run without a workspace. Sign in again with {'workspace': <id>}, or "
+                "call activate_workspace (session callers)"
+            )
         return workspaces[0] if workspaces else None
+
+    def _warn_other_tenant(self, name: str) -> None:
+        assert self._services is not None
+        warned = self._services.warned_cookies
+        if name in warned or len(warned) >= _MAX_WARNED_COOKIES:
+            return
+        warned.add(name)
+        prefix = name[len("qlt_") :]
+        tenant = f"'{prefix}'" if len(prefix) < 8 else f"the tenant id that starts with '{prefix}'"
+        logger.warning(
+            "ignored the Qelos session cookie %s: it belongs to another tenant than QelosConfig.tenant=%r (whose "
+            "cookie is %s), so the request is anonymous; if this app serves that tenant, set QelosConfig(tenant=...) "
+            "to %s",
+            name,
+            self._services.config.tenant,
+            self._services.config.session_cookie_names[0],
+            tenant,
+        )
 
     def _emit(self, name: str, **fields: Optional[str]) -> None:
         services = self._services

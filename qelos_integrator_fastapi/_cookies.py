@@ -154,7 +154,8 @@ def relay_to_app(
     Qelos scopes it to its own host and ``Path=/api`` with ``SameSite=None; Secure``. Relayed, it
     becomes a first-party cookie of the app: host-only (no ``Domain``, unless one is configured),
     the configured path, ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` exactly when the request
-    reached the app over https (so plain-http development works). Lifetime attributes are kept.
+    reached the app over https (so plain-http development works). Lifetime attributes are kept, but
+    never beyond the token's own lifetime (``exp - iat``).
     """
     max_age: Optional[int] = None
     expires: Optional[str] = None
@@ -165,6 +166,12 @@ def relay_to_app(
             expires = val
     if cookie.is_deletion:
         max_age, expires = 0, None
+    else:
+        # Qelos may give a cookie a longer life than its token (30 days for the 5-hour token of a social
+        # login); a browser keeping a dead token would look signed in to nobody.
+        lifetime = token_max_age(cookie.value)
+        if lifetime is not None and (max_age is None or max_age > lifetime):
+            max_age, expires = lifetime, None
     buffer.set_cookie(
         cookie.name,
         "" if cookie.is_deletion else cookie.value,

@@ -11,10 +11,11 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
-from ._config import QelosConfig, mask_secret
+from ._config import QelosConfig, mask_secret, session_cookie_name
 
 # Visible ASCII without separators that would let a value break out of a header or cookie.
 _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/=:%!#$&'*^`|]+$")
+_SESSION_COOKIE = re.compile(r"^qlt_[A-Za-z0-9\-._~]{1,8}$")
 
 
 @dataclass
@@ -50,12 +51,15 @@ class Credentials:
     session_cookie: Optional[Tuple[str, str]] = None
     # Why a credential present on the request was ignored, for logs and the context.
     rejected: Optional[str] = None
+    # The name of a Qelos session cookie of another tenant, on a request left without a credential.
+    other_tenant_cookie: Optional[str] = None
 
     def __repr__(self) -> str:
         session = None if self.session_cookie is None else (self.session_cookie[0], "***")
         return (
             f"Credentials(mode={self.mode.value}, access_token={mask_secret(self.access_token)}, "
-            f"refresh_token={mask_secret(self.refresh_token)}, session_cookie={session!r}, rejected={self.rejected!r})"
+            f"refresh_token={mask_secret(self.refresh_token)}, session_cookie={session!r}, rejected={self.rejected!r}, "
+            f"other_tenant_cookie={self.other_tenant_cookie!r})"
         )
 
 
@@ -86,20 +90,39 @@ def read_credentials(scope: Scope, config: QelosConfig) -> Credentials:
         rejected = rejected or problem
         if value:
             return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected)
-    return Credentials(AuthMode.ANONYMOUS, rejected=rejected)
+    other = next((name for name, value in cookies.items() if value and _other_tenant(name, config)), None)
+    return Credentials(AuthMode.ANONYMOUS, rejected=rejected, other_tenant_cookie=other)
 
 
-def auth_headers(
-    tokens: TokenPair, session_cookie: Optional[Tuple[str, str]], api_token: Optional[str]
+def upstream_headers(
+    tenant: str,
+    *,
+    bearer: Optional[str] = None,
+    session_cookie: Optional[Tuple[str, str]] = None,
+    api_token: Optional[str] = None,
 ) -> Dict[str, str]:
-    """The one credential Qelos should see for a request, in Qelos's own precedence order."""
+    """Every header the product sends to Qelos: the configured tenant, and at most one credential.
+
+    The one place upstream headers are built (middleware, refresh, auth router, request SDK). The
+    tenant always comes from the config, never from the browser: Qelos's gateway trusts a ``tenant``
+    header on its default host and answers for tenant ``"0"`` without one. The credential follows
+    Qelos's own precedence; a session cookie goes under this tenant's name, because the gateway
+    resolves the caller of non-auth routes (blueprints, plugins) only for a ``qlt_`` cookie, never
+    for the legacy ``token``.
+    """
+    headers = {"tenant": tenant}
     if api_token:
-        return {"x-api-key": api_token}
-    if tokens.access_token:
-        return {"authorization": f"Bearer {tokens.access_token}"}
-    if session_cookie is not None:
-        return {"cookie": f"{session_cookie[0]}={session_cookie[1]}"}
-    return {}
+        headers["x-api-key"] = api_token
+    elif bearer:
+        headers["authorization"] = f"Bearer {bearer}"
+    elif session_cookie is not None:
+        headers["cookie"] = f"{session_cookie_name(tenant)}={session_cookie[1]}"
+    return headers
+
+
+def _other_tenant(name: str, config: QelosConfig) -> bool:
+    # Only names Qelos could have written (qlt_ and at most 8 token characters) reach a log line.
+    return _SESSION_COOKIE.match(name) is not None and name not in config.session_cookie_names
 
 
 def _bearer(value: str, limit: int) -> Tuple[Optional[str], Optional[str]]:

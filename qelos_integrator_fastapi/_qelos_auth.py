@@ -9,7 +9,7 @@ from ._client import QelosClient, Reply, token_pair
 from ._config import QelosConfig
 from ._context import QelosRequestContext
 from ._cookies import CookieBuffer, parse_set_cookie, relay_to_app
-from ._credentials import AuthMode, TokenPair, auth_headers, read_credentials
+from ._credentials import AuthMode, TokenPair, read_credentials, upstream_headers
 from ._errors import QelosUnauthorized, QelosUnavailable
 from ._problem import Problem
 from ._refresh import OnTokenRefresh, TokenRefreshContext, write_token_cookies
@@ -127,10 +127,11 @@ class QelosAuth:
 
     async def _revoke(self, request: Request) -> bool:
         credentials = read_credentials(request.scope, self._config)
-        tokens = TokenPair(credentials.access_token, credentials.refresh_token)
-        headers = auth_headers(tokens, credentials.session_cookie, None)
-        if not headers:
+        if credentials.access_token is None and credentials.session_cookie is None:
             return False
+        headers = upstream_headers(
+            self._config.tenant, bearer=credentials.access_token, session_cookie=credentials.session_cookie
+        )
         try:
             await self.client(request).logout(headers)
         except QelosUnauthorized:

@@ -20,7 +20,7 @@ from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
 
 from ._client import no_cookie_jar
 from ._config import QelosConfig
-from ._credentials import TokenPair
+from ._credentials import TokenPair, upstream_headers
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 
@@ -104,11 +104,13 @@ class RequestSdkFactory:
             trust_env=False,
         )
         api_token = self._config.api_token
+        tenant = self._config.tenant
         custom: Dict[str, str] = {}
 
+        # qelos-sdk has no tenant option: every SDK call asks here for its headers, so the tenant goes here.
         async def extra_headers(relative_url: str, force_refresh: bool = False) -> Dict[str, str]:
             if relative_url.split("?", 1)[0] in _NO_AUTH_PATHS:
-                return {**custom}
+                return {**upstream_headers(tenant), **custom}
             return {**ctx.upstream_headers(), **custom}
 
         options = QelosSDKOptions(

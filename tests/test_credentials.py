@@ -112,3 +112,16 @@ def test_the_first_ignored_credential_is_the_reason_given() -> None:
     creds = read_credentials(scope(("authorization", "Basic dXNlcjpwdw=="), ("cookie", cookies)), config)
     assert (creds.mode, creds.access_token, creds.refresh_token) == (AuthMode.TOKEN, "cookie", None)
     assert creds.rejected == "Authorization scheme is not Bearer"
+
+
+def test_a_session_cookie_of_another_tenant_is_named_only_when_qelos_could_have_written_it() -> None:
+    def other(cookie: str) -> object:
+        return read_credentials(scope(("cookie", cookie)), CONFIG).other_tenant_cookie
+
+    assert other("qlt_5f0a1b2c=v") == "qlt_5f0a1b2c"
+    assert other("qlt_acme=v; theme=dark") == "qlt_acme"
+    assert other("qlt_5f0a1b2c=") is None  # no value, nothing to warn about
+    assert other("qlt_5f0a1b2c9=v") is None  # Qelos keeps 8 characters of the tenant
+    assert other("qlt_a%0d%0ab=v") is None  # never a client's arbitrary name in a log line
+    assert other("qlt_0=") is None  # ours, empty
+    assert read_credentials(scope(("cookie", "qlt_0=s; qlt_acme=v")), CONFIG).other_tenant_cookie is None

@@ -396,6 +396,17 @@ class TestSocialLogin:
             assert (await http.get("/whoami")).json() == {"user": "alice", "mode": "session"}
         assert fake.count("POST /api/auth/callback") == 1
 
+    async def test_the_relayed_session_cookie_lives_no_longer_than_its_token(self, fake: FakeQelos) -> None:
+        async with browser(build_app(fake)) as http:
+            start = await social_start(http)
+            back = await http.get(app_path(await through_qelos(fake, start.headers["location"])))
+            password = await http.post("/auth/login", json={"username": "alice", "password": "alice-pass"})
+        # Qelos signs the social cookie's token for 5 hours but gives the cookie 30 days.
+        (social,) = set_cookies(back, "qlt_0")
+        assert "Max-Age=18000;" in social and "expires=" not in social.lower()
+        (signed_in,) = set_cookies(password, "qlt_0")
+        assert "Max-Age=2592000;" in signed_in
+
     async def test_token_mode_turns_rt_into_q_cookies(self, fake: FakeQelos) -> None:
         async with browser(build_app(fake, mode="token")) as http:
             start = await social_start(http)

@@ -26,13 +26,17 @@ class Recorder:
         return httpx.Response(200, json={"_id": "u1"})
 
 
+def started(config: QelosConfig, client: QelosClient, tokens: TokenPair) -> QelosRequestContext:
+    # A context as the middleware starts it for a request (it knows the app's tenant and api_token).
+    ctx = QelosAuthBackend(config, client=client).start({"type": "http", "scheme": "https"})
+    ctx.tokens = tokens
+    return ctx
+
+
 def build(recorder: Recorder, tokens: TokenPair, **options: Any) -> tuple[QelosSDK, QelosClient]:
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder), **options)
     client = QelosClient(config)
-    # A context as the middleware starts it for a request (it knows the app's api_token).
-    ctx = QelosAuthBackend(config, client=client).start({"type": "http", "scheme": "https"})
-    ctx.tokens = tokens
-    return ctx.sdk, client
+    return started(config, client, tokens).sdk, client
 
 
 async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> None:
@@ -59,6 +63,7 @@ async def test_request_sdk_is_a_real_sdk_with_every_module_on_one_client() -> No
     # Every module, entity managers built on demand included, talks to the configured Qelos.
     assert {str(r.url.copy_with(path="/", query=None)) for r in recorder.requests} == {"https://qelos.test/"}
     assert all(r.headers["authorization"] == "Bearer access-1" for r in recorder.requests)
+    assert all(r.headers["tenant"] == "0" for r in recorder.requests)
     await close_request_sdk(sdk)
     assert not client.http.is_closed  # the pool outlives the request SDK
     await client.aclose()
@@ -68,9 +73,7 @@ async def test_each_request_gets_its_own_sdk_and_headers() -> None:
     recorder = Recorder()
     first, client = build(recorder, TokenPair("access-1"))
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
-    second = RequestSdkFactory(config, lambda: client.transport).build(
-        QelosRequestContext(tokens=TokenPair("access-2"))
-    )
+    second = RequestSdkFactory(config, lambda: client.transport).build(started(config, client, TokenPair("access-2")))
     first.set_custom_header("x-trace", "one")
     await first.workspaces.get_list()
     await second.workspaces.get_list()
@@ -88,7 +91,7 @@ async def test_sdk_follows_tokens_mutated_after_construction() -> None:
     tokens = TokenPair("old")
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     client = QelosClient(config)
-    ctx = QelosRequestContext(tokens=tokens)
+    ctx = started(config, client, tokens)
     sdk = RequestSdkFactory(config, lambda: client.transport).build(ctx)
     tokens.access_token = "new"
     await sdk.authentication.get_logged_in_user()
@@ -99,9 +102,10 @@ async def test_sdk_follows_tokens_mutated_after_construction() -> None:
 
 async def test_no_credentials_on_signin_and_refresh_endpoints() -> None:
     recorder = Recorder()
-    sdk, client = build(recorder, TokenPair("access-1"))
+    sdk, client = build(recorder, TokenPair("access-1"), tenant="5f0a")
     await sdk.authentication.signup({"username": "x"})
     assert "authorization" not in recorder.requests[0].headers
+    assert recorder.requests[0].headers["tenant"] == "5f0a"
     await close_request_sdk(sdk)
     await client.aclose()
 
@@ -139,7 +143,7 @@ async def test_an_unknown_sdk_shape_falls_back_with_one_warning(
     config = QelosConfig(app_url="https://qelos.test", transport=httpx.MockTransport(recorder))
     client = QelosClient(config)
     factory = RequestSdkFactory(config, lambda: client.transport)
-    sdks = [factory.build(QelosRequestContext(tokens=TokenPair("a"))) for _ in range(2)]
+    sdks = [factory.build(started(config, client, TokenPair("a"))) for _ in range(2)]
     warnings = [r for r in caplog.records if "shape this integrator does not know" in r.getMessage()]
     assert len(warnings) == 1
     await sdks[0].workspaces.get_list()

@@ -24,9 +24,12 @@ Deliberate deviations from the real backend:
   because PyJWT warns about HMAC keys under 32 bytes. Pass `jwt_secret=`/`refresh_token_secret=`.
 * Time comes from the injectable `FakeClock` (default start 2027-01-15T08:00:00Z), not the wall
   clock, for `iat`/`exp`, token identifiers, rotation, locks and timestamps.
-* One tenant: the fake holds the data of `FakeQelos(tenant=...)`, which is also the default when a
-  request has no `tenant` header. Requests for another tenant find no users, blueprints or tokens.
-  There is no host-to-tenant lookup, no `no website for host` error and no impersonation.
+* One tenant: the fake holds the data of `FakeQelos(tenant=...)`. A request's tenant is resolved as
+  the gateway does it: a host of `hosts=` gives its tenant (a `tenant` header is ignored there),
+  any other host the `tenant` header, else `"0"`; a verified JWT then sets the auth service's
+  tenant to its claim. Requests for another tenant find no users, blueprints, API tokens or session
+  cookie. Every host not in `hosts=` counts as Qelos's default host (Qelos answers 400
+  `no website for host` for a host it does not know); there is no impersonation.
 * Workspace configuration is always active: signin always selects a workspace for members.
 * Social login has no provider: `GET /api/auth/{provider}` answers the provider callback's redirect
   straight away for the user given to `set_social_user()`. An unsafe `returnUrl` gets a 400

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import anyio
 import httpx
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._call import Call, Services
+from ._call import Call, Services, gateway_tenant
 from ._clock import FakeClock
-from ._cookies import session_cookie_name
+from ._cookies import session_cookie_name, strip_port
 from ._endpoint import Endpoint
 from ._entities import flat_entity
 from ._entity_rules import PROPERTY_TYPES, default_permissions, valid_metadata
@@ -47,6 +47,7 @@ class FakeQelos:
         website_urls: Sequence[str] = (),
         jwt_secret: str = DEFAULT_JWT_SECRET,
         refresh_token_secret: str = DEFAULT_REFRESH_TOKEN_SECRET,
+        hosts: Optional[Mapping[str, str]] = None,
     ) -> None:
         settings = Settings(
             tenant=tenant,
@@ -58,6 +59,7 @@ class FakeQelos:
             website_urls=tuple(website_urls),
             jwt_secret=jwt_secret,
             refresh_token_secret=refresh_token_secret,
+            hosts={strip_port(host).lower(): mapped for host, mapped in (hosts or {}).items()},
         )
         self.clock = clock if clock is not None else FakeClock()
         self._services = Services(settings, self.clock, Store(), TokenSigner(settings, self.clock))
@@ -82,7 +84,7 @@ class FakeQelos:
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that serves requests from this fake in-process."""
         if self._transport is None:
-            self._transport = _InProcessTransport(self, self.url)
+            self._transport = _InProcessTransport(self, self.url, self._services.settings.hosts)
         return self._transport
 
     @property
@@ -307,7 +309,8 @@ class FakeQelos:
         if fault is not None and fault.replaces_response:
             response = fault.response()
         else:
-            response = await self._router.handle(Call(request, self._services))
+            call = Call(request, self._services, gateway_tenant(request, self._services.settings))
+            response = await self._router.handle(call)
         self._log.record(request, response.status_code)
         await response(scope, receive, send)
 
@@ -367,14 +370,15 @@ class _InProcessTransport(httpx.AsyncBaseTransport):
     """Serves the fake in-process, and only at its own host: like a network, a request sent
     anywhere else (a wrong app_url, a stale base URL) fails to connect instead of being answered."""
 
-    def __init__(self, app: ASGIApp, url: str) -> None:
+    def __init__(self, app: ASGIApp, url: str, hosts: Iterable[str]) -> None:
         self._asgi = httpx.ASGITransport(app=app)
         parts = httpx.URL(url)
-        self._origin = (parts.scheme, parts.host, parts.port)
+        self._origins = {(parts.scheme, host, parts.port) for host in (parts.host, *hosts)}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if (request.url.scheme, request.url.host, request.url.port) != self._origin:
+        if (request.url.scheme, request.url.host, request.url.port) not in self._origins:
+            served = ", ".join(sorted(host for _, host, _ in self._origins))
             raise httpx.ConnectError(
-                f"nothing answers at {request.url.host} (FakeQelos serves {self._origin[1]})", request=request
+                f"nothing answers at {request.url.host} (FakeQelos serves {served})", request=request
             )
         return await self._asgi.handle_async_request(request)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from ._clock import FakeClock
 from ._cookies import cleared_session_cookie, session_cookie, session_cookie_name, strip_port
 from ._http import json_object
-from ._settings import Settings
+from ._settings import BASIC_TENANT, Settings
 from ._store import Store
 from ._tokens import TokenSigner
 
@@ -22,12 +22,24 @@ class Services:
     signer: TokenSigner
 
 
+def gateway_tenant(request: Request, settings: Settings) -> str:
+    """The gateway's choice: the tenant of a mapped host, else (default host) the `tenant` header, else "0"."""
+    host = request.headers.get("host")
+    mapped = settings.hosts.get(strip_port(host).lower()) if host else None
+    return mapped or request.headers.get("tenant") or BASIC_TENANT
+
+
 @dataclass
 class Call:
-    """One request as a handler sees it: the request, the fake's state and the cookies to set."""
+    """One request as a handler sees it: the request, the fake's state and the cookies to set.
+
+    `tenant` starts as the gateway resolved it; the auth service replaces it with the claim of a
+    verified JWT, as Qelos's `verifyUser` rewrites its `tenant` header.
+    """
 
     request: Request
     services: Services
+    tenant: str
     path_params: Dict[str, str] = field(default_factory=dict)
     set_cookies: List[str] = field(default_factory=list)
 
@@ -46,10 +58,6 @@ class Call:
     @property
     def now(self) -> float:
         return self.services.clock.now()
-
-    @property
-    def tenant(self) -> str:
-        return self.request.headers.get("tenant") or self.settings.tenant
 
     @property
     def serves_tenant(self) -> bool:

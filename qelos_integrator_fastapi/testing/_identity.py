@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional
 
 from ._call import Call
@@ -49,8 +49,15 @@ def verify_user(call: Call) -> Optional[Caller]:
         payload = call.signer.verify_access(token) if token else None
         if payload is None:
             raise Problem(message(401, "authorization token is not valid."))
+        _sync_tenant(call, payload)
         return Caller(payload, "bearer", str(token))
     return None
+
+
+def _sync_tenant(call: Call, payload: Dict[str, Any]) -> None:
+    # The auth service rewrites its tenant to the verified JWT's claim (`syncTenantHeaderFromPayload`).
+    if payload.get("tenant"):
+        call.tenant = str(payload["tenant"])
 
 
 def require_user(call: Call) -> Caller:
@@ -66,7 +73,8 @@ def gateway_user(call: Call) -> Optional[Caller]:
     if not ("authorization" in headers or "x-api-key" in headers or "qlt_" in headers.get("cookie", "")):
         return None
     try:
-        return verify_user(call)
+        # The gateway asks the auth service in a request of its own: the tenant it syncs stays there.
+        return verify_user(replace(call))
     except Problem:
         return None
 
@@ -111,6 +119,7 @@ def _cookie_caller(call: Call, token: str) -> Optional[Caller]:
     payload = call.signer.verify_access(token)
     if payload is None:
         return None
+    _sync_tenant(call, payload)
     caller = Caller(payload, "cookie", token)
     identifier = payload.get("tokenIdentifier")
     age = call.signer.identifier_age(identifier)

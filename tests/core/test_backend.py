@@ -1,13 +1,15 @@
-"""Workspace roles as scopes: the caller's own membership, else the token's claim for that workspace only."""
+"""Workspace roles as scopes: the caller's own membership, else the token's claim, in the claim's workspace only."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List
 
 import pytest
+from qelos_sdk import QelosAPIError
 from starlette.requests import HTTPConnection, Request
 
-from ..support import client, config_for, fastapi_app, make_world
+from ..support import bearer, client, config_for, fastapi_app, make_world, oauth_signin, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +66,61 @@ async def test_user_workspace_roles_come_from_the_claim_when_the_workspace_lists
     async with client(app) as http:
         await http.get("/roles", headers={"Authorization": f"Bearer {pair.access_token}"})
     assert seen["roles"] == ("user",)
+
+
+async def test_after_a_second_refresh_no_workspace_roles_are_granted_where_qelos_acts_in_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "qelos_integrator_fastapi")
+    world = make_world()
+    async with upstream(world.fake) as http:
+        first = await oauth_signin(http, "alice", "alice-pass")
+        once = (await http.post("/api/token/refresh", headers=bearer(first["refreshToken"]))).json()["payload"]
+        twice = (await http.post("/api/token/refresh", headers=bearer(once["refreshToken"]))).json()["payload"]
+    app = fastapi_app(config_for(world.fake))
+
+    @app.get("/state")
+    async def state(request: Request) -> Dict[str, Any]:
+        try:
+            listed: Any = len(await request.state.qelos.sdk.entities("products").get_list())
+        except QelosAPIError as exc:
+            listed = str(exc)
+        return {
+            "workspace": request.state.qelos.workspace["name"],
+            "roles": list(request.user.workspace_roles),
+            "scopes": sorted(s for s in request.auth.scopes if s.startswith("workspace")),
+            "sdk": listed,
+        }
+
+    async with client(app) as http:
+        after_one = (await http.get("/state", headers=bearer(once["token"]))).json()
+        assert not [r for r in caplog.records if "names no workspace" in r.getMessage()]
+        after_two = (await http.get("/state", headers=bearer(twice["token"]))).json()
+    # One refresh keeps the workspace id (Qelos acts in Acme), the second drops it.
+    assert after_one == {
+        "workspace": "Acme & Co",
+        "roles": ["admin", "user"],
+        "scopes": ["workspace", "workspace:admin", "workspace:user"],
+        "sdk": 0,
+    }
+    # The seed's default still names the first workspace, but nothing grants a role in it.
+    assert after_two == {
+        "workspace": "Acme & Co",
+        "roles": [],
+        "scopes": ["workspace"],
+        "sdk": "user is not connected to a workspace",
+    }
+    assert [r.levelname for r in caplog.records if "names no workspace" in r.getMessage()] == ["INFO"]
+
+
+async def test_a_resolver_choosing_another_workspace_than_the_tokens_gets_no_workspace_roles() -> None:
+    world = make_world()
+
+    def globex(conn: HTTPConnection, user: Dict[str, Any], workspaces: List[Dict[str, Any]]) -> Any:
+        return next(w for w in workspaces if w["_id"] == world.globex.id)  # alice's membership is listed
+
+    app = fastapi_app(config_for(world.fake), resolve_workspace=globex)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)  # Qelos acts in Acme
+    async with client(app) as http:
+        body = (await http.get("/whoami", headers=bearer(pair.access_token))).json()
+    assert sorted(s for s in body["scopes"] if s.startswith("workspace")) == ["workspace"]

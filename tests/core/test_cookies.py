@@ -7,6 +7,7 @@ import json
 from typing import Any, Dict, List, Literal
 
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -226,6 +227,24 @@ async def test_a_relayed_session_cookie_keeps_the_expiry_qelos_gave_it() -> None
     assert parts[0] == "qlt_0=rotated-value"
     assert "expires=thu, 01 jan 2037 00:00:00 gmt" in parts
     assert not any(part.startswith("max-age") for part in parts)
+
+
+@pytest.mark.anyio
+async def test_a_relayed_session_cookie_never_outlives_its_token() -> None:
+    world = make_world()
+    five_hours = jwt.encode({"sub": "u", "iat": 1_800_000_000, "exp": 1_800_018_000}, "k" * 32, algorithm="HS256")
+    rotated = f"qlt_0={five_hours}; Path=/api; Expires=Thu, 01 Jan 2037 00:00:00 GMT; HttpOnly"
+
+    async def rotate(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        return await with_set_cookies(response, rotated) if request.url.path == "/api/me" else response
+
+    app = fastapi_app(config_for(world.fake, transport=Rewriting(world.fake, rotate)))
+    async with client(app) as browser:
+        page = await browser.get("/me", headers=cookie_header(qlt_0=world.fake.issue_session_cookie(world.bob)))
+    (relayed,) = set_cookie_headers(page)
+    parts = [part.strip().lower() for part in relayed.split(";")]
+    assert "max-age=18000" in parts
+    assert not any(part.startswith("expires") for part in parts)
 
 
 def test_a_later_write_of_one_cookie_replaces_the_earlier_whatever_the_domains_case() -> None:

@@ -98,10 +98,10 @@ async def test_cookie_name_uses_the_first_eight_characters_of_the_tenant() -> No
     fake = FakeQelos(tenant="very-long-tenant")
     user = fake.add_user("dora", "dora-pass", "dora@example.com")
     async with upstream(fake) as http:
-        response = await http.post("/api/signin", json={"username": "dora", "password": "dora-pass"})
-        other_tenant = await http.post(
-            "/api/signin", json={"username": "dora", "password": "dora-pass"}, headers={"tenant": "0"}
+        response = await http.post(
+            "/api/signin", json={"username": "dora", "password": "dora-pass"}, headers={"tenant": fake.tenant}
         )
+        other_tenant = await http.post("/api/signin", json={"username": "dora", "password": "dora-pass"})
 
     assert fake.session_cookie_name == "qlt_very-lon"
     assert set_cookie_headers(response)[0].startswith("qlt_very-lon=")
