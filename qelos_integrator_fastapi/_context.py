@@ -157,6 +157,14 @@ class QelosRequestContext:
                 return None
             return self.tokens.access_token
 
+    async def _signed_out(self) -> None:
+        """The request SDK signed the caller out: the successor memory must not sign it back in."""
+        await self._forget_successors()
+
+    async def _forget_successors(self, *tokens: Optional[str]) -> None:
+        if self._services is not None:
+            await self._services.refresher.forget(self.tokens.access_token, self.tokens.refresh_token, *tokens)
+
     async def _resolve(self, conn: HTTPConnection) -> None:
         assert self._services is not None
         config = self._services.config

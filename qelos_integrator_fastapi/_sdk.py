@@ -42,6 +42,8 @@ class RequestCaller(Protocol):
 
     def relay(self, set_cookies: List[str]) -> None: ...
 
+    async def _signed_out(self) -> None: ...
+
 
 class _RequestTransport(httpx.AsyncBaseTransport):
     """Sends over the middleware's pool; retries once after a refresh when Qelos answers 401."""
@@ -73,6 +75,8 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         cookies = httpx.Headers(response.headers).get_list("set-cookie")
         if cookies:
             self._caller.relay(cookies)
+        if request.url.path == "/api/logout" and response.is_success:
+            await self._caller._signed_out()
         return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
