@@ -207,10 +207,12 @@ OnTokenRefresh = Callable[[TokenRefreshContext], Awaitable[None]]
 async def write_token_cookies(ctx: TokenRefreshContext) -> None:
     """The default on_token_refresh hook: store the rotated pair in the q_* cookies.
 
-    HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age is each token's
-    lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
+    HttpOnly, SameSite=Lax, Path=/, Secure when the request reached the app over https (as the app's
+    server sees it, so behind a proxy only with --proxy-headers) or when app_url is https; Max-Age is
+    each token's lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
     """
     config = ctx.config
+    secure = config.is_https or ctx.request.url.scheme in ("https", "wss")
     pairs = (
         (config.access_token_cookie, ctx.new_tokens.access_token),
         (config.refresh_token_cookie, ctx.new_tokens.refresh_token),
@@ -218,5 +220,5 @@ async def write_token_cookies(ctx: TokenRefreshContext) -> None:
     for name, token in pairs:
         if token:
             ctx.response.set_cookie(
-                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=config.is_https
+                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=secure
             )
