@@ -5,7 +5,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -72,7 +72,17 @@ def read_credentials(scope: Scope, config: QelosConfig) -> Credentials:
     elif authorization:
         access, rejected = _bearer(authorization[0], config.max_credential_length)
 
-    cookies = _parse_cookies(headers.getlist("cookie"))
+    # HTTP/2 clients may split cookies over several headers; Starlette reads only the first.
+    cookie_header = "; ".join(headers.getlist("cookie"))
+    cookies = cookie_parser(cookie_header) if cookie_header else {}
+    credential_cookies = (config.access_token_cookie, config.refresh_token_cookie, *config.session_cookie_names)
+    twice = _sent_twice(cookie_header, credential_cookies) if cookie_header else None
+    if twice is not None:
+        # A sibling subdomain can plant a second cookie of the same name (cookie tossing): which one
+        # is the caller's cannot be told, so no cookie credential is used, never "the last one wins".
+        rejected = rejected or f"cookie {twice} sent more than once"
+        cookies = {}
+
     if access is None:
         access, problem = _checked(cookies.get(config.access_token_cookie), config.max_credential_length)
         rejected = rejected or problem
@@ -121,9 +131,16 @@ def _checked(value: Optional[str], limit: int) -> Tuple[Optional[str], Optional[
     return value, None
 
 
-def _parse_cookies(cookie_headers: List[str]) -> Dict[str, str]:
-    # HTTP/2 clients may split cookies over several headers; Starlette reads only the first.
-    return cookie_parser("; ".join(cookie_headers)) if cookie_headers else {}
+def _sent_twice(cookie_header: str, names: Tuple[str, ...]) -> Optional[str]:
+    """The first of ``names`` that the Cookie header carries more than once."""
+    seen = set()
+    for chunk in cookie_header.split(";"):
+        name = chunk.split("=", 1)[0].strip() if "=" in chunk else ""
+        if name in names:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 def unverified_claims(token: str) -> Dict[str, Any]:
