@@ -50,6 +50,8 @@ class Credentials:
     session_cookie: Optional[Tuple[str, str]] = None
     # Why a credential present on the request was ignored, for logs and the context.
     rejected: Optional[str] = None
+    # The browser attached the credential on its own (a cookie), so a cross-site page can make it send it.
+    from_cookie: bool = False
 
     def __repr__(self) -> str:
         session = None if self.session_cookie is None else (self.session_cookie[0], "***")
@@ -83,19 +85,20 @@ def read_credentials(scope: Scope, config: QelosConfig) -> Credentials:
         rejected = rejected or f"cookie {twice} sent more than once"
         cookies = {}
 
+    from_cookie = access is None
     if access is None:
         access, problem = _checked(cookies.get(config.access_token_cookie), config.max_credential_length)
         rejected = rejected or problem
     refresh, problem = _checked(cookies.get(config.refresh_token_cookie), config.max_credential_length)
     rejected = rejected or problem
     if access or refresh:
-        return Credentials(AuthMode.TOKEN, access, refresh, rejected=rejected)
+        return Credentials(AuthMode.TOKEN, access, refresh, rejected=rejected, from_cookie=from_cookie)
 
     for name in config.session_cookie_names:
         value, problem = _checked(cookies.get(name), config.max_credential_length)
         rejected = rejected or problem
         if value:
-            return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected)
+            return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected, from_cookie=True)
     return Credentials(AuthMode.ANONYMOUS, rejected=rejected)
 
 
