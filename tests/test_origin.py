@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qelos_integrator_fastapi import (
     QelosConfig,
@@ -14,7 +16,7 @@ from qelos_integrator_fastapi import (
     QelosIntegratorMiddleware,
     create_qelos_auth_router,
 )
-from qelos_integrator_fastapi._origin import origin_of
+from qelos_integrator_fastapi._origin import cross_origin, origin_of
 
 from .support import client, config_for, make_world
 
@@ -41,6 +43,18 @@ APP = "https://app.example.com"
 )
 def test_origin_of(url: str, origin: Optional[str]) -> None:
     assert origin_of(url) == origin
+
+
+header_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=80)
+origin_headers = st.sampled_from(["origin", "referer", "sec-fetch-site", "host"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(origin_headers, header_text), max_size=5), st.sampled_from(["http", "https", "ws", "wss"]))
+def test_hostile_origin_headers_never_raise(headers: List[Tuple[str, str]], scheme: str) -> None:
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in headers]
+    problem = cross_origin({"type": "http", "scheme": scheme, "headers": raw}, ["https://app.example.com:443"])
+    assert problem is None or isinstance(problem, str)
 
 
 def test_trusted_origins_are_validated_and_normalised() -> None:
