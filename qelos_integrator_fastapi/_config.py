@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._origin import origin_of
+
 # camelCase keys of a Node-style integrator config, mapped to QelosSDKOptions fields.
 _SDK_OPTION_ALIASES = {
     "appUrl": "app_url",
@@ -91,6 +93,12 @@ class QelosConfig:
     # max_connections shorthand, which keeps min(max_connections, 20) idle connections alive.
     limits: Optional[httpx.Limits] = field(default=None, compare=False)
     max_connections: Optional[int] = None
+    # Refuse state-changing requests (and WebSocket handshakes) that a cookie authenticates unless
+    # they come from the app's own origin or one of trusted_origins (docs/security.md).
+    csrf_check: bool = True
+    # Origins besides the app's own allowed to send cookie-authenticated state-changing requests,
+    # written scheme://host[:port]; stored with the port written out.
+    trusted_origins: Sequence[str] = ()
     # Route Qelos calls through this httpx transport instead of the network (FakeQelos in tests).
     transport: Optional[httpx.AsyncBaseTransport] = field(default=None, compare=False)
 
@@ -147,6 +155,9 @@ class QelosConfig:
             not isinstance(self.session_cookie_domain, str) or not _COOKIE_DOMAIN.match(self.session_cookie_domain)
         ):
             raise QelosConfigError(f"session_cookie_domain must be a host name, got {self.session_cookie_domain!r}")
+        if not isinstance(self.csrf_check, bool):
+            raise QelosConfigError(f"csrf_check must be True or False, got {self.csrf_check!r}")
+        object.__setattr__(self, "trusted_origins", validate_origins("trusted_origins", self.trusted_origins))
         if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
             raise QelosConfigError("transport must be an httpx.AsyncBaseTransport")
 
@@ -222,6 +233,22 @@ def _validate_app_url(value: Any) -> str:
             f"app_url is where Qelos is served, without /api (the integrator adds /api/... itself), got {value!r}"
         )
     return url
+
+
+def validate_origins(name: str, value: Any) -> Tuple[str, ...]:
+    """Origins such as ``https://front.example.com``, each as origin_of writes it (port written out)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise QelosConfigError(f"{name} must be a list of origins such as ['https://front.example.com'], got {value!r}")
+    origins = []
+    for entry in value:
+        origin = origin_of(entry) if isinstance(entry, str) else None
+        if origin is None or urlsplit(entry.strip()).path not in ("", "/") or "?" in entry or "#" in entry:
+            raise QelosConfigError(
+                f"{name} entries must be origins written scheme://host[:port], such as 'https://front.example.com', "
+                f"got {entry!r}"
+            )
+        origins.append(origin)
+    return tuple(origins)
 
 
 def _validate_skip_paths(value: Union[str, Sequence[str]]) -> Tuple[str, ...]:

@@ -19,7 +19,7 @@ from ._credentials import AuthMode, TokenPair, read_credentials, upstream_header
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
 from ._events import OnEvent
 from ._refresh import OnTokenRefresh, Refresher, TokenRefreshContext
-from ._sdk import RequestSdkFactory, close_request_sdk
+from ._sdk import REFRESH_TOO_LATE, RefreshTooLate, RequestSdkFactory, close_request_sdk
 
 if TYPE_CHECKING:
     from qelos_sdk import QelosSDK
@@ -151,7 +151,10 @@ class QelosRequestContext:
             )
 
     async def refresh_after_401(self, sent_token: str) -> Optional[str]:
-        """Called by the request SDK when Qelos answers 401: the token to retry with, or None."""
+        """Called by the request SDK when Qelos answers 401: the token to retry with, or None.
+
+        Raises RefreshTooLate instead of refreshing once the response has started.
+        """
         if self._refresh_lock is None:
             self._refresh_lock = anyio.Lock()
         # One refresh (and one on_token_refresh call) per request, however many SDK calls hit the 401.
@@ -160,12 +163,27 @@ class QelosRequestContext:
                 return self.tokens.access_token
             if self.mode is not AuthMode.TOKEN or self.tokens.refresh_token is None or self._services is None:
                 return None
+            if self._cookies._started:
+                logger.info(
+                    "Qelos rejected the access token of an SDK call made after the response started; not "
+                    "refreshing, so the browser keeps a refresh token that works (%s)",
+                    REFRESH_TOO_LATE,
+                )
+                raise RefreshTooLate
             try:
                 await self._refresh()
             except QelosError as exc:
                 logger.info("refresh after a 401 from Qelos failed: %s", exc.code)
                 return None
             return self.tokens.access_token
+
+    async def _signed_out(self) -> None:
+        """The request SDK signed the caller out: the successor memory must not sign it back in."""
+        await self._forget_successors()
+
+    async def _forget_successors(self, *tokens: Optional[str]) -> None:
+        if self._services is not None:
+            await self._services.refresher.forget(self.tokens.access_token, self.tokens.refresh_token, *tokens)
 
     async def _resolve(self, conn: HTTPConnection) -> None:
         assert self._services is not None

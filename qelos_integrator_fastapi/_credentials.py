@@ -5,7 +5,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -53,6 +53,8 @@ class Credentials:
     rejected: Optional[str] = None
     # The name of a Qelos session cookie of another tenant, on a request left without a credential.
     other_tenant_cookie: Optional[str] = None
+    # The browser attached the credential on its own (a cookie), so a cross-site page can make it send it.
+    from_cookie: bool = False
 
     def __repr__(self) -> str:
         session = None if self.session_cookie is None else (self.session_cookie[0], "***")
@@ -76,20 +78,31 @@ def read_credentials(scope: Scope, config: QelosConfig) -> Credentials:
     elif authorization:
         access, rejected = _bearer(authorization[0], config.max_credential_length)
 
-    cookies = _parse_cookies(headers.getlist("cookie"))
+    # HTTP/2 clients may split cookies over several headers; Starlette reads only the first.
+    cookie_header = "; ".join(headers.getlist("cookie"))
+    cookies = cookie_parser(cookie_header) if cookie_header else {}
+    credential_cookies = (config.access_token_cookie, config.refresh_token_cookie, *config.session_cookie_names)
+    twice = _sent_twice(cookie_header, credential_cookies) if cookie_header else None
+    if twice is not None:
+        # A sibling subdomain can plant a second cookie of the same name (cookie tossing): which one
+        # is the caller's cannot be told, so no cookie credential is used, never "the last one wins".
+        rejected = rejected or f"cookie {twice} sent more than once"
+        cookies = {}
+
+    from_cookie = access is None
     if access is None:
         access, problem = _checked(cookies.get(config.access_token_cookie), config.max_credential_length)
         rejected = rejected or problem
     refresh, problem = _checked(cookies.get(config.refresh_token_cookie), config.max_credential_length)
     rejected = rejected or problem
     if access or refresh:
-        return Credentials(AuthMode.TOKEN, access, refresh, rejected=rejected)
+        return Credentials(AuthMode.TOKEN, access, refresh, rejected=rejected, from_cookie=from_cookie)
 
     for name in config.session_cookie_names:
         value, problem = _checked(cookies.get(name), config.max_credential_length)
         rejected = rejected or problem
         if value:
-            return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected)
+            return Credentials(AuthMode.SESSION, session_cookie=(name, value), rejected=rejected, from_cookie=True)
     other = next((name for name, value in cookies.items() if value and _other_tenant(name, config)), None)
     return Credentials(AuthMode.ANONYMOUS, rejected=rejected, other_tenant_cookie=other)
 
@@ -144,9 +157,16 @@ def _checked(value: Optional[str], limit: int) -> Tuple[Optional[str], Optional[
     return value, None
 
 
-def _parse_cookies(cookie_headers: List[str]) -> Dict[str, str]:
-    # HTTP/2 clients may split cookies over several headers; Starlette reads only the first.
-    return cookie_parser("; ".join(cookie_headers)) if cookie_headers else {}
+def _sent_twice(cookie_header: str, names: Tuple[str, ...]) -> Optional[str]:
+    """The first of ``names`` that the Cookie header carries more than once."""
+    seen = set()
+    for chunk in cookie_header.split(";"):
+        name = chunk.split("=", 1)[0].strip() if "=" in chunk else ""
+        if name in names:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 def unverified_claims(token: str) -> Dict[str, Any]:

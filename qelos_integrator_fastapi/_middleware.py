@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from starlette.authentication import AuthCredentials, AuthenticationError, UnauthenticatedUser
 from starlette.datastructures import MutableHeaders
@@ -13,8 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._backend import QelosAuthBackend
 from ._config import QelosConfig
 from ._context import QelosRequestContext, ResolveWorkspace
+from ._credentials import read_credentials
 from ._errors import refusal
 from ._events import OnEvent
+from ._origin import SAFE_METHODS, cross_origin
 from ._refresh import OnTokenRefresh
 
 logger = logging.getLogger("qelos_integrator_fastapi")
@@ -67,6 +69,18 @@ class QelosIntegratorMiddleware:
             await self.app(scope, receive, send)
             return
 
+        if self.config.csrf_check:
+            problem = self._cross_origin(scope)
+            if problem is not None:
+                method = scope.get("method", "WebSocket")
+                logger.info("refused a cookie-authenticated %s %s: %s", method, scope["path"], problem)
+                message = (
+                    f"{problem}; a cookie-authenticated request that changes state must come from this app's "
+                    "own origin or one listed in trusted_origins"
+                )
+                await refuse(scope, receive, send, 403, {"code": "CSRF_ORIGIN_MISMATCH", "message": message})
+                return
+
         ctx = self.backend.start(scope)
         cookies = ctx._cookies
 
@@ -82,6 +96,14 @@ class QelosIntegratorMiddleware:
             await self._authenticate(scope, receive, send_with_cookies)
         finally:
             await ctx._finish()
+
+    def _cross_origin(self, scope: Scope) -> Optional[str]:
+        """Why a state-changing request authenticated by a cookie is refused as cross-site; None to go on."""
+        if scope["type"] == "http" and scope["method"] in SAFE_METHODS:
+            return None
+        if not read_credentials(scope, self.config).from_cookie:
+            return None
+        return cross_origin(scope, self.config.trusted_origins)
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
@@ -112,8 +134,20 @@ class _Gate:
 
 
 async def deny(scope: Scope, receive: Receive, send: Send, error: Optional[str] = None) -> None:
-    """Refuse as errors.refusal decides; on a WebSocket, a denial response or close 1008."""
+    """Refuse as errors.refusal decides."""
     status, body, headers = refusal(error)
+    await refuse(scope, receive, send, status, body, headers)
+
+
+async def refuse(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    body: Dict[str, str],
+    headers: Optional[Dict[str, str]] = None,
+) -> None:
+    """A JSON error response; on a WebSocket, a denial response or close 1008 with the code as reason."""
     if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008, "reason": body["code"]})
         return

@@ -28,8 +28,9 @@ class QelosAuth:
 
     def client(self, request: Request) -> QelosClient:
         """The middleware's client when it serves the same config, else this router's own (made once)."""
-        ctx = request.scope.get("state", {}).get("qelos")
-        if isinstance(ctx, QelosRequestContext) and ctx._services is not None and ctx._services.config == self._config:
+        ctx = self._middleware_context(request)
+        if ctx is not None:
+            assert ctx._services is not None
             return ctx._services.client
         if self._own_client is None:
             self._own_client = QelosClient(self._config)
@@ -71,6 +72,10 @@ class QelosAuth:
 
     async def sign_out(self, request: Request) -> Tuple[bool, CookieBuffer]:
         revoked = await self._revoke(request)
+        ctx = request.scope.get("state", {}).get("qelos")
+        if isinstance(ctx, QelosRequestContext):
+            sent = read_credentials(request.scope, self._config)
+            await ctx._forget_successors(sent.access_token, sent.refresh_token)
         buffer = CookieBuffer()
         self._clear_cookies(request, buffer, token=True, session=True)
         return revoked, buffer
@@ -126,12 +131,17 @@ class QelosAuth:
         self._clear_cookies(request, buffer, token=False, session=True)
 
     async def _revoke(self, request: Request) -> bool:
-        credentials = read_credentials(request.scope, self._config)
-        if credentials.access_token is None and credentials.session_cookie is None:
-            return False
-        headers = upstream_headers(
-            self._config.tenant, bearer=credentials.access_token, session_cookie=credentials.session_cookie
-        )
+        ctx = self._middleware_context(request)
+        if ctx is not None and ctx.mode in (AuthMode.TOKEN, AuthMode.SESSION):
+            # The middleware may have refreshed or rotated the caller's credential during this request.
+            headers = ctx.upstream_headers()
+        else:
+            credentials = read_credentials(request.scope, self._config)
+            if credentials.access_token is None and credentials.session_cookie is None:
+                return False
+            headers = upstream_headers(
+                self._config.tenant, bearer=credentials.access_token, session_cookie=credentials.session_cookie
+            )
         try:
             await self.client(request).logout(headers)
         except QelosUnauthorized:
@@ -140,6 +150,13 @@ class QelosAuth:
             logger.warning("sign-out could not reach Qelos (%s); the app's cookies are cleared anyway", exc)
             return False
         return True
+
+    def _middleware_context(self, request: Request) -> Optional[QelosRequestContext]:
+        """The request's context when the middleware in front of this router serves the same config."""
+        ctx = request.scope.get("state", {}).get("qelos")
+        if isinstance(ctx, QelosRequestContext) and ctx._services is not None and ctx._services.config == self._config:
+            return ctx
+        return None
 
     def _clear_cookies(self, request: Request, buffer: CookieBuffer, *, token: bool, session: bool) -> None:
         secure = request.url.scheme == "https"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable, Dict, Optional, Protocol, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterable, Optional, Protocol, Tuple
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -25,13 +25,92 @@ class _Flight:
         self.error: Optional[QelosError] = None
 
 
+class SuccessorStore(Protocol):
+    """Where the pair a refresh returned is remembered for a short while, keyed by the spent refresh token.
+
+    In-process by default (SuccessorMemory); a store shared by several processes implements the same
+    three operations. Stores get the tokens themselves, so they may derive keys from them.
+    """
+
+    async def recall(self, spent: str) -> Optional[TokenPair]: ...
+
+    async def remember(self, spent: str, successor: TokenPair) -> None: ...
+
+    async def forget(self, tokens: Iterable[str]) -> None:
+        """Drop every remembered pair leading to or from any of these (access or refresh) tokens."""
+
+
+class SuccessorMemory:
+    """The in-process SuccessorStore: bounded, each pair kept ``ttl`` seconds."""
+
+    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        # fingerprint of the spent refresh token -> (expires, successor, fingerprints of the successor's tokens)
+        self._entries: OrderedDict[str, Tuple[float, TokenPair, Tuple[str, ...]]] = OrderedDict()
+        # fingerprint of a successor's token -> the spent token's fingerprint, so logout can walk back a chain
+        self._led_from: Dict[str, str] = {}
+
+    async def recall(self, spent: str) -> Optional[TokenPair]:
+        key = fingerprint(spent)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self._drop(key)
+            return None
+        return entry[1].copy()
+
+    async def remember(self, spent: str, successor: TokenPair) -> None:
+        now = self._clock()
+        while self._entries:
+            oldest_key, (expires, _, _) = next(iter(self._entries.items()))
+            if expires > now and len(self._entries) < self._max_entries:
+                break
+            self._drop(oldest_key)
+        key = fingerprint(spent)
+        self._drop(key)
+        leads = tuple(fingerprint(t) for t in (successor.access_token, successor.refresh_token) if t)
+        self._entries[key] = (now + self._ttl, successor.copy(), leads)
+        for lead in leads:
+            self._led_from[lead] = key
+
+    async def forget(self, tokens: Iterable[str]) -> None:
+        pending = [fingerprint(token) for token in tokens if token]
+        seen = set()
+        while pending:
+            key = pending.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            earlier = self._led_from.get(key)
+            if earlier is not None:
+                pending.append(earlier)
+            entry = self._drop(key)
+            if entry is not None:
+                pending.extend(entry[2])
+
+    def _drop(self, key: str) -> Optional[Tuple[float, TokenPair, Tuple[str, ...]]]:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            for lead in entry[2]:
+                if self._led_from.get(lead) == key:
+                    del self._led_from[lead]
+        return entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class Refresher:
     """Single-flight refresh keyed by the refresh token, with a short successor memory.
 
     Qelos refresh tokens are single-use. Every request of this process that presents the same
     refresh token while a refresh is in flight waits for that one call; for ``successor_ttl``
-    seconds afterwards the same old token is answered from memory with the same new pair, so
-    near-simultaneous requests (several browser tabs) all succeed with identical cookies.
+    seconds afterwards the same old token is answered from the store with the same new pair, so
+    near-simultaneous requests (several browser tabs) all succeed with identical cookies. Signing
+    out calls ``forget``, so a spent token cannot sign anyone back in through that memory.
     """
 
     def __init__(
@@ -41,19 +120,19 @@ class Refresher:
         successor_ttl: float = 60.0,
         max_successors: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        store: Optional[SuccessorStore] = None,
     ) -> None:
         self._refresh = refresh
-        self._successor_ttl = successor_ttl
-        self._max_successors = max_successors
-        self._clock = clock
+        self.store: SuccessorStore = (
+            store if store is not None else SuccessorMemory(successor_ttl, max_successors, clock)
+        )
         self._flights: Dict[str, _Flight] = {}
-        self._successors: OrderedDict[str, Tuple[float, TokenPair]] = OrderedDict()
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        key = fingerprint(refresh_token)
-        remembered = self._successor(key)
+        remembered = await self.store.recall(refresh_token)
         if remembered is not None:
-            return remembered.copy()
+            return remembered
+        key = fingerprint(refresh_token)
         flight = self._flights.get(key)
         if flight is None:
             flight = self._flights[key] = _Flight()
@@ -68,10 +147,14 @@ class Refresher:
         assert flight.result is not None
         return flight.result.copy()
 
+    async def forget(self, *tokens: Optional[str]) -> None:
+        """After a sign-out: no remembered pair may lead to or from these tokens any more."""
+        await self.store.forget(token for token in tokens if token)
+
     async def _fly(self, key: str, refresh_token: str, flight: _Flight) -> None:
         try:
             flight.result = await self._refresh(refresh_token)
-            self._remember(key, flight.result)
+            await self.store.remember(refresh_token, flight.result)
         except QelosError as exc:
             flight.error = exc
         except Exception as exc:
@@ -79,25 +162,6 @@ class Refresher:
         finally:
             del self._flights[key]
             flight.done.set()
-
-    def _successor(self, key: str) -> Optional[TokenPair]:
-        entry = self._successors.get(key)
-        if entry is None:
-            return None
-        expires, pair = entry
-        if expires <= self._clock():
-            del self._successors[key]
-            return None
-        return pair
-
-    def _remember(self, key: str, pair: TokenPair) -> None:
-        now = self._clock()
-        while self._successors:
-            oldest_key, (expires, _) = next(iter(self._successors.items()))
-            if expires > now and len(self._successors) < self._max_successors:
-                break
-            del self._successors[oldest_key]
-        self._successors[key] = (now + self._successor_ttl, pair.copy())
 
 
 class _HasSdk(Protocol):
@@ -143,10 +207,12 @@ OnTokenRefresh = Callable[[TokenRefreshContext], Awaitable[None]]
 async def write_token_cookies(ctx: TokenRefreshContext) -> None:
     """The default on_token_refresh hook: store the rotated pair in the q_* cookies.
 
-    HttpOnly, SameSite=Lax, Path=/, Secure exactly when app_url is https; Max-Age is each token's
-    lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
+    HttpOnly, SameSite=Lax, Path=/, Secure when the request reached the app over https (as the app's
+    server sees it, so behind a proxy only with --proxy-headers) or when app_url is https; Max-Age is
+    each token's lifetime (``exp - iat``) when it is a JWT, otherwise the cookie lasts for the browser session.
     """
     config = ctx.config
+    secure = config.is_https or ctx.request.url.scheme in ("https", "wss")
     pairs = (
         (config.access_token_cookie, ctx.new_tokens.access_token),
         (config.refresh_token_cookie, ctx.new_tokens.refresh_token),
@@ -154,5 +220,5 @@ async def write_token_cookies(ctx: TokenRefreshContext) -> None:
     for name, token in pairs:
         if token:
             ctx.response.set_cookie(
-                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=config.is_https
+                name, token, max_age=token_max_age(token), httponly=True, samesite="lax", secure=secure
             )

@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ._config import QelosConfig, QelosConfigError
+from ._config import QelosConfig, QelosConfigError, validate_origins
 from ._cookies import CookieBuffer
 from ._oauth_state import CALLBACK_ROUTE as CALLBACK_ROUTE
 from ._oauth_state import SECRET_ENV as SECRET_ENV
 from ._oauth_state import STATE_COOKIE as STATE_COOKIE
 from ._oauth_state import STATE_SALT as STATE_SALT
 from ._oauth_state import OAuthState, callback_path
+from ._origin import cross_origin
 from ._problem import Problem
 from ._qelos_auth import QelosAuth
 from ._refresh import OnTokenRefresh
@@ -75,7 +76,8 @@ class _AuthEndpoints:
         self.callback_url = callback_url
         self.login_page = login_page
         self.default_return_url = default_return_url
-        self.trusted_origins = frozenset(_origin_host(origin) for origin in trusted_origins)
+        own = validate_origins("trusted_origins", trusted_origins)
+        self.trusted_origins = frozenset((*own, *config.trusted_origins))
         self.qelos = QelosAuth(config, mode=mode, on_token_refresh=on_token_refresh)
         self.state = OAuthState(secret_key, state_max_age) if self.providers else None
 
@@ -142,11 +144,7 @@ class _AuthEndpoints:
 
     def _check_same_origin(self, request: Request) -> None:
         # Cross-site form posts could sign a victim into someone else's account (login CSRF).
-        origin = request.headers.get("origin")
-        same_site = (request.headers.get("host", "").lower(), *self.trusted_origins)
-        if request.headers.get("sec-fetch-site") == "cross-site" or (
-            origin is not None and _origin_host(origin) not in same_site
-        ):
+        if cross_origin(request.scope, self.trusted_origins) is not None:
             raise Problem(403, "CROSS_SITE_REQUEST", "sign-in and sign-out accept same-origin requests only")
 
     def _callback_url(self, request: Request) -> str:
@@ -224,7 +222,3 @@ def _prefix(prefix: str) -> str:
     if not isinstance(prefix, str) or not prefix.startswith("/") or safe_return_path(prefix) is None or "?" in prefix:
         raise QelosConfigError(f"prefix must be a path such as '/auth', got {prefix!r}")
     return prefix.rstrip("/")
-
-
-def _origin_host(origin: str) -> str:
-    return urlsplit(origin).netloc.lower() if "://" in origin else origin.lower()

@@ -30,6 +30,18 @@ _NO_AUTH_PATHS = frozenset(
 )
 
 
+REFRESH_TOO_LATE = "REFRESH_AFTER_RESPONSE_STARTED"
+_REFRESH_TOO_LATE_MESSAGE = (
+    "Qelos rejected the access token after the response had started; the integrator does not refresh then, "
+    "because the new tokens could not reach the browser and its single-use refresh token would be spent. "
+    "Make the Qelos calls a response needs before it starts (before streaming)."
+)
+
+
+class RefreshTooLate(Exception):
+    """Raised by refresh_after_401 when a refresh is due but the response has started."""
+
+
 class RequestCaller(Protocol):
     """What the request SDK needs from its request (``QelosRequestContext`` provides it)."""
 
@@ -41,6 +53,8 @@ class RequestCaller(Protocol):
     async def refresh_after_401(self, sent_token: str) -> Optional[str]: ...
 
     def relay(self, set_cookies: List[str]) -> None: ...
+
+    async def _signed_out(self) -> None: ...
 
 
 class _RequestTransport(httpx.AsyncBaseTransport):
@@ -65,7 +79,12 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         response = await self._send(request)
         sent = request.headers.get("authorization", "")
         if response.status_code == 401 and sent.startswith("Bearer ") and request.url.path not in _NO_AUTH_PATHS:
-            new_token = await self._caller.refresh_after_401(sent[len("Bearer ") :])
+            try:
+                new_token = await self._caller.refresh_after_401(sent[len("Bearer ") :])
+            except RefreshTooLate:
+                await response.aclose()
+                body = {"code": REFRESH_TOO_LATE, "message": _REFRESH_TOO_LATE_MESSAGE}
+                return httpx.Response(401, json=body, request=request)
             if new_token is not None:
                 await response.aclose()
                 request.headers["authorization"] = f"Bearer {new_token}"
@@ -73,6 +92,8 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         cookies = httpx.Headers(response.headers).get_list("set-cookie")
         if cookies:
             self._caller.relay(cookies)
+        if request.url.path == "/api/logout" and response.is_success:
+            await self._caller._signed_out()
         return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:

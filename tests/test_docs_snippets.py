@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -15,14 +16,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+# A block may sit indented in a list item: its fence's indentation is removed from its lines.
+BLOCK = re.compile(r"^([ \t]*)```python\n(.*?)^[ \t]*```", re.S | re.M)
 FILE_MARKER = re.compile(r"^# (\w+\.py)\n")
 
 
 def files_of(document: Path) -> Dict[str, str]:
     files: Dict[str, List[str]] = {}
     current = f"{document.stem.replace('-', '_')}.py"
-    for block in BLOCK.findall(document.read_text()):
+    for _, indented in BLOCK.findall(document.read_text()):
+        block = textwrap.dedent(indented)
         marker = FILE_MARKER.match(block)
         if marker:
             current = marker.group(1)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import time
 from typing import List
 
 import anyio
 import pytest
 
 from qelos_integrator_fastapi import QelosUnauthorized, QelosUnavailable, TokenPair
-from qelos_integrator_fastapi._refresh import Refresher
+from qelos_integrator_fastapi._refresh import Refresher, SuccessorMemory
 
 pytestmark = pytest.mark.anyio
 
@@ -152,22 +153,24 @@ async def test_cancelled_leader_still_completes_for_waiters() -> None:
 async def test_successor_memory_is_bounded() -> None:
     upstream = Upstream()
     upstream.release.set()
-    refresher = Refresher(upstream.refresh, max_successors=3)
+    memory = SuccessorMemory(ttl=60.0, max_entries=3, clock=time.monotonic)
+    refresher = Refresher(upstream.refresh, store=memory)
     for i in range(10):
         await refresher.refresh(f"r{i}")
-    assert len(refresher._successors) <= 3
+    assert len(memory) <= 3
 
 
 async def test_expired_successors_are_dropped_when_the_next_is_remembered() -> None:
     upstream = Upstream()
     upstream.release.set()
     now = [0.0]
-    refresher = Refresher(upstream.refresh, successor_ttl=30.0, clock=lambda: now[0])
+    memory = SuccessorMemory(ttl=30.0, max_entries=10_000, clock=lambda: now[0])
+    refresher = Refresher(upstream.refresh, store=memory)
     for i in range(3):
         await refresher.refresh(f"r{i}")
     now[0] = 31.0
     await refresher.refresh("r3")
-    assert len(refresher._successors) == 1
+    assert len(memory) == 1
 
 
 # Equivalent mutant: remembering the upstream's pair without a copy. Nothing else holds that object:
