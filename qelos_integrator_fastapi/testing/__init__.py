@@ -12,11 +12,10 @@ port with `python -m qelos_integrator_fastapi.testing --port 8100`.
 
 Emulated endpoints: `POST /api/signin`, `POST /api/signup`, `GET|POST /api/me`,
 `GET|POST /api/workspaces`, `GET /api/workspaces/{id}`, `POST /api/workspaces/{id}/activate`,
-`POST /api/token/refresh`, `POST /api/cookie/refresh`, `POST /api/logout`,
-`GET /api/auth/{provider}`, `POST /api/auth/callback`,
+`POST /api/token/refresh`, `POST /api/logout`, `GET /api/auth/{provider}`, `POST /api/auth/callback`,
 `GET|POST /api/blueprints/{key}/entities`, `GET|PUT|DELETE /api/blueprints/{key}/entities/{id}`,
 `GET /api/blueprints/{key}/charts/count`. The `/api/v1/` prefix and `Accept-Version` are handled as
-the gateway does.
+the gateway does; like a default gateway, it does not route `POST /api/cookie/refresh` (404).
 
 Deliberate deviations from the real backend:
 
@@ -32,7 +31,6 @@ Deliberate deviations from the real backend:
   straight away for the user given to `set_social_user()`. An unsafe `returnUrl` gets a 400
   (Qelos's exact behaviour there is unverified); `redirectUrl` is ignored.
 * `/api/auth/callback` returns a sanitised user document (no password, salt or token list).
-* `POST /api/cookie/refresh` is served directly, though a default gateway does not route it.
 * Unknown routes and wrong methods answer 404 `{"message":"Cannot <METHOD> <path>"}` in JSON where
   Express sends an HTML page; malformed JSON bodies answer 400 `{"message":"invalid JSON body"}`.
 * A bare `Authorization: Bearer` with no token gives the usual 401 (Qelos probably answers 500).

@@ -115,30 +115,6 @@ async def refresh_token(call: Call) -> Response:
     return json_response({"payload": {**body, "refreshToken": pair.refresh_token}})
 
 
-async def refresh_cookie(call: Call) -> Response:
-    token = call.session_cookie_value() or call.bearer_token()
-    payload = call.signer.verify_access(token) if token else None
-    user = call.store.users.get(str(payload["sub"])) if payload else None
-    if payload is None or user is None or not call.store.remove_token(user.id, payload.get("tokenIdentifier")):
-        return empty(401)
-    workspace = payload.get("workspace") if isinstance(payload.get("workspace"), dict) else None
-    fresh = issue_cookie(call.services, user, tenant=str(payload.get("tenant")), workspace=workspace)
-    call.set_session_cookie(fresh)
-    user_json = {
-        "_id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "phone": user.phone,
-        "fullName": user.display_name,
-        "firstName": user.first_name,
-        "lastName": user.last_name,
-        "roles": list(user.roles),
-        "profileImage": user.profile_image,
-    }
-    user_json = {key: value for key, value in user_json.items() if value is not None}
-    return json_response({"payload": {"user": user_json, "workspace": workspace, "cookieToken": fresh}})
-
-
 async def logout(call: Call) -> Response:
     caller = require_user(call)
     if caller.kind == "cookie":
