@@ -26,7 +26,7 @@ Deliberate deviations from the real backend:
 * One tenant: the fake holds the data of `FakeQelos(tenant=...)`, which is also the default when a
   request has no `tenant` header. Requests for another tenant find no users, blueprints or tokens.
   There is no host-to-tenant lookup, no `no website for host` error and no impersonation.
-* Workspace configuration is always active: signin always selects a workspace for members.
+* Workspace configuration is always active (a Qelos tenant can turn workspaces off).
 * Social login has no provider: `GET /api/auth/{provider}` answers the provider callback's redirect
   straight away for the user given to `set_social_user()`. An unsafe `returnUrl` gets a 400
   (Qelos's exact behaviour there is unverified); `redirectUrl` is ignored.
@@ -34,7 +34,9 @@ Deliberate deviations from the real backend:
 * Unknown routes and wrong methods answer 404 `{"message":"Cannot <METHOD> <path>"}` in JSON where
   Express sends an HTML page; malformed JSON bodies answer 400 `{"message":"invalid JSON body"}`.
 * A bare `Authorization: Bearer` with no token gives the usual 401 (Qelos probably answers 500).
-* An invalid `authType` on signin gives 400 `{"message":"INVALID_AUTH_TYPE"}` (Qelos throws).
+* An invalid `authType` on a signin with the right password never gets an answer from Qelos (its login
+  strategy's promise rejects unhandled: the request hangs, or the auth service exits in production);
+  FakeQelos drops the connection, as a `drop` fault does.
 * `POST /api/workspaces` without a name gives 400 `{"message":"workspace name is required"}`
   (Qelos's answer is unverified); workspace creation permissions and label rules are not emulated.
 * Entities: bare property names in `$sort` sort by that property (Qelos sorts by document paths

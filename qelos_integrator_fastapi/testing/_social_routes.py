@@ -8,7 +8,7 @@ from starlette.responses import Response
 from ._call import Call
 from ._http import empty, json_response, message
 from ._models import FakeUser
-from ._sessions import claim_for, default_workspace, issue_cookie, issue_oauth_pair
+from ._sessions import claim_for, issue_cookie, issue_oauth_pair, signin_workspace
 
 _PROVIDERS = {"linkedin": "LinkedIn", "facebook": "Facebook", "google": "Google", "github": "GitHub"}
 
@@ -24,8 +24,8 @@ async def social_login(call: Call) -> Response:
         return message(400, f"{label} social login is not enabled")
     return_url = call.request.query_params.get("returnUrl")
     state = call.request.query_params.get("state")
-    workspace = default_workspace(call.services, user)
-    claim = claim_for(call.services, user, workspace) if workspace else None
+    workspace = signin_workspace(call.services, user)
+    claim = claim_for(user, workspace) if workspace else None
     if not return_url:
         # Browser flow: Qelos signs this cookie with an identifier it never stores, so it never rotates.
         call.set_session_cookie(issue_cookie(call.services, user, tenant=call.tenant, workspace=claim, record=False))

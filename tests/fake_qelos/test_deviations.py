@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Dict
+
 import pytest
 
-from ..support import bearer, make_world, session, set_cookie_headers, upstream
+from ..support import bearer, claims, cookie_value, make_world, oauth_signin, session, set_cookie_headers, upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -33,3 +35,68 @@ async def test_cookie_refresh_is_not_routed_by_the_gateway() -> None:
 
     assert (response.status_code, response.json()) == (404, {"message": "Cannot POST /api/cookie/refresh"})
     assert set_cookie_headers(response) == []
+
+
+async def test_activate_becomes_the_workspace_of_the_next_signin() -> None:
+    world = make_world()
+    async with upstream(world.fake) as http:
+        first = await http.post("/api/signin", json={"username": "alice", "password": "alice-pass"})
+        cookie = cookie_value(first, "qlt_0")
+        assert cookie is not None
+        await http.post(f"/api/workspaces/{world.globex.id}/activate", headers=session(world.fake, cookie))
+        http.cookies.clear()
+        again = await oauth_signin(http, "alice", "alice-pass")
+
+    assert first.json()["payload"]["workspace"]["_id"] == world.acme.id
+    assert again["workspace"]["_id"] == world.globex.id
+
+
+async def test_a_requested_workspace_the_user_is_not_in_gives_no_workspace() -> None:
+    world = make_world()
+    async with upstream(world.fake) as http:
+        await oauth_signin(http, "bob", "bob-pass", workspace=world.acme.id)
+        stranger = await oauth_signin(http, "bob", "bob-pass", workspace=world.globex.id)
+
+    # Only the first truthy candidate is tried: neither the last login's Acme nor a first membership.
+    assert "workspace" not in stranger
+    assert "workspace" not in claims(stranger["token"])
+
+
+async def test_a_last_login_workspace_the_user_left_gives_no_workspace() -> None:
+    world = make_world()
+    async with upstream(world.fake) as http:
+        await oauth_signin(http, "alice", "alice-pass", workspace=world.globex.id)
+        world.fake.remove_member(world.globex, world.alice)
+        after = await oauth_signin(http, "alice", "alice-pass")
+
+    assert "workspace" not in claims(after["token"])
+
+
+async def test_a_global_admin_gets_the_roles_of_the_membership() -> None:
+    world = make_world()
+    world.fake.add_member(world.globex, world.root, ["user"])
+    async with upstream(world.fake) as http:
+        signin = await oauth_signin(http, "root", "root-pass")
+
+    assert signin["workspace"]["roles"] == ["user"]
+    assert claims(signin["token"])["workspace"]["roles"] == ["user"]
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "status"),
+    [
+        ({"username": "alice"}, "alice-pass", 200),
+        ({"username": "  alice "}, "  alice-pass\t", 200),
+        ({"username": "Alice"}, "alice-pass", 401),
+        ({"username": "bob@example.com"}, "bob-pass", 200),
+        ({"username": "BOB@example.com"}, "bob-pass", 401),
+        ({"username": " ", "email": " bob@example.com "}, "bob-pass", 200),
+        ({"username": "alice"}, "Alice-pass", 401),
+    ],
+)
+async def test_signin_matches_exactly_and_trims(login: Dict[str, str], password: str, status: int) -> None:
+    world = make_world()
+    async with upstream(world.fake) as http:
+        response = await http.post("/api/signin", json={**login, "password": password})
+
+    assert response.status_code == status

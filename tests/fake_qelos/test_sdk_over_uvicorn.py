@@ -115,3 +115,13 @@ async def test_a_dropped_connection_over_a_real_socket(fake: FakeQelos) -> None:
         after = await http.get("/api/me")
 
     assert after.status_code == 401
+
+
+async def test_a_signin_qelos_never_answers_drops_the_socket(fake: FakeQelos) -> None:
+    body = {"username": "bob", "password": "bob-pass", "authType": "magic"}
+    async with httpx.AsyncClient(base_url=fake.url) as http:
+        with pytest.raises(httpx.RemoteProtocolError, match=r"Server disconnected without sending a response\."):
+            await http.post("/api/signin", json=body)
+        after = await http.post("/api/signin", json={**body, "authType": "oauth"})
+
+    assert after.status_code == 200
