@@ -6,7 +6,7 @@ from typing import Any, Dict
 from starlette.responses import Response
 
 from ._call import Call
-from ._http import Problem, Unanswered, empty, json_response, message
+from ._http import Problem, Unanswered, empty, json_response
 from ._identity import require_user
 from ._ids import iso_time, object_id
 from ._models import FakeUser
@@ -16,6 +16,7 @@ from ._sessions import (
     issue_oauth_pair,
     signin_user_json,
     signin_workspace,
+    template_name,
 )
 
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
@@ -59,7 +60,7 @@ async def signup(call: Call) -> Response:
     body = await call.body()
     errors: Dict[str, Any] = {}
     email, first_name, password = body.get("email"), body.get("firstName"), body.get("password")
-    if not isinstance(email, str) or not _EMAIL.match(email):
+    if not isinstance(email, str) or not _EMAIL.match(email.strip()):
         errors["email"] = {"code": "INVALID_EMAIL"}
     if not isinstance(first_name, str) or not _NAME.match(first_name.strip()):
         errors["firstName"] = {"code": "INVALID_NAME"}
@@ -68,33 +69,45 @@ async def signup(call: Call) -> Response:
     if errors:
         return json_response({"errors": errors})
     username = body.get("username")
+    if not username:
+        # passport-local fails a form without a username, which Qelos answers as a payload with nothing in it.
+        return json_response({"payload": {}})
     submission_failed = json_response({"errors": {"": "FORM_SUBMISSION_FAILED"}})
-    if not isinstance(username, str) or not username.strip() or not call.serves_tenant:
+    if not isinstance(username, str) or not call.serves_tenant:
         return submission_failed
-    try:
-        auth_type = _auth_type(body)
-    except Problem:
+    auth_type = str(body.get("authType") or "cookie")
+    if auth_type not in ("cookie", "oauth"):
         return submission_failed
-    taken = {(u.username.lower(), u.email.lower()) for u in call.store.users.values()}
-    if any(username.lower() == name or str(email).lower() == mail for name, mail in taken):
+    username = username.lower().strip() or str(email).lower().strip()
+    if any(user.username == username for user in call.store.users.values()):
         return submission_failed
-    full_name = body.get("fullName") or body.get("name")
     last_name = body.get("lastName")
+    last_name = last_name if isinstance(last_name, str) else None
+    full_name = body.get("fullName") or body.get("name")
     user = FakeUser(
         id=object_id(call.now),
-        username=username.strip().lower(),
-        password=str(password),
-        email=str(email),
-        first_name=str(first_name).strip(),
-        last_name=last_name if isinstance(last_name, str) else None,
-        full_name=full_name if isinstance(full_name, str) else None,
+        username=username,
+        password=str(password).strip(),
+        # The signup form's email is not saved: Qelos's save hook derives one from the username.
+        email=username if "@" in username else username + "@null",
+        first_name=str(first_name),
+        last_name=last_name,
+        full_name=full_name if isinstance(full_name, str) else template_name(str(first_name), last_name),
         roles=[call.settings.default_role],
         birth_date=body.get("birthDate") if isinstance(body.get("birthDate"), str) else None,
         created=iso_time(call.now),
     )
     call.store.users[user.id] = user
-    user_json = signin_user_json(user)
-    user_json["fullName"] = user.display_name
+    user_json = {
+        "username": user.username,
+        "email": user.email,
+        "name": user.full_name,
+        "fullName": user.full_name,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "roles": list(user.roles),
+    }
+    user_json = {key: value for key, value in user_json.items() if value is not None}
     return _issue(call, user, auth_type, {"user": user_json}, None)
 
 
@@ -124,13 +137,6 @@ async def logout(call: Call) -> Response:
     elif caller.kind == "bearer":
         call.store.remove_related(caller.user_id, caller.token)
     return empty(200)
-
-
-def _auth_type(body: Dict[str, Any]) -> str:
-    auth_type = body.get("authType") or "cookie"
-    if auth_type not in ("cookie", "oauth"):
-        raise Problem(message(400, "INVALID_AUTH_TYPE"))
-    return str(auth_type)
 
 
 def _issue(call: Call, user: FakeUser, auth_type: str, payload: Dict[str, Any], claim: Any) -> Response:

@@ -79,6 +79,11 @@ def issue_oauth_pair(
     return FakeTokenPair(access_token=access_token, refresh_token=refresh_token)
 
 
+def template_name(first: Optional[str], last: Optional[str]) -> str:
+    """JavaScript's `${firstName} ${lastName}`, Qelos's name for a user without a full name."""
+    return f"{'undefined' if first is None else first} {'undefined' if last is None else last}"
+
+
 def signin_user_json(user: FakeUser) -> Dict[str, Any]:
     return {
         "username": user.username,

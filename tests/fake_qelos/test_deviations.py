@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 import pytest
 
 from ..support import bearer, claims, cookie_value, make_world, oauth_signin, session, set_cookie_headers, upstream
 
 pytestmark = pytest.mark.anyio
+
+SIGNUP = {"email": "carol@example.com", "firstName": "Carol", "lastName": "Danvers", "password": "carol-password"}
+
+
+async def test_signup_does_not_save_the_email_of_the_form() -> None:
+    world = make_world()
+    async with upstream(world.fake) as http:
+        carol = await http.post("/api/signup", json={**SIGNUP, "username": "Carol", "authType": "oauth"})
+        dave = await http.post(
+            "/api/signup", json={**SIGNUP, "username": "Dave@Example.com", "firstName": "Dave", "authType": "oauth"}
+        )
+        me = await http.get("/api/me", headers=bearer(carol.json()["payload"]["token"]))
+
+    # Qelos's save hook stores `<username>@null`, or the username itself when it has an `@`.
+    assert me.json()["email"] == "carol@null"
+    assert claims(carol.json()["payload"]["token"])["email"] == "carol@null"
+    # The same form email twice is no conflict: only the username is unique.
+    assert dave.json()["payload"]["user"]["email"] == "dave@example.com"
+
+
+async def test_signup_with_a_blank_username_falls_back_to_the_email() -> None:
+    world = make_world()
+    async with upstream(world.fake) as http:
+        response = await http.post("/api/signup", json={**SIGNUP, "username": "  ", "email": " Carol@Example.com"})
+
+    assert response.json()["payload"]["user"]["username"] == "carol@example.com"
+    assert response.json()["payload"]["user"]["email"] == "carol@example.com"
+
+
+@pytest.mark.parametrize("username", [None, ""])
+async def test_signup_without_a_username_answers_an_empty_payload(username: Any) -> None:
+    world = make_world()
+    body: Dict[str, Any] = dict(SIGNUP) if username is None else {**SIGNUP, "username": username}
+    async with upstream(world.fake) as http:
+        response = await http.post("/api/signup", json=body)
+        signin = await http.post("/api/signin", json={"username": "carol@example.com", "password": "carol-password"})
+
+    assert (response.status_code, response.json()) == (200, {"payload": {}})
+    assert set_cookie_headers(response) == []
+    assert signin.status_code == 401
+
+
+async def test_signup_without_a_full_name_or_last_name_stores_what_javascript_prints() -> None:
+    world = make_world()
+    form = {key: value for key, value in SIGNUP.items() if key != "lastName"}
+    async with upstream(world.fake) as http:
+        response = await http.post("/api/signup", json={**form, "username": "carol"})
+
+    # Qelos's `${firstName} ${lastName}` with no last name.
+    assert response.json()["payload"]["user"]["fullName"] == "Carol undefined"
+    assert "lastName" not in response.json()["payload"]["user"]
 
 
 async def test_a_permission_without_scope_counts_as_user_scope() -> None:
