@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ._call import Services
 from ._models import FakeTokenPair, FakeUser, FakeWorkspace
@@ -40,12 +40,16 @@ def issue_cookie(
     ttl: Optional[float] = None,
     record: bool = True,
     replacing: bool = False,
+    unloaded: Tuple[str, ...] = (),
 ) -> str:
     """Sign a cookie JWT with a fresh tokenIdentifier and, unless told otherwise, store that identifier and the
-    last-login workspace. Only a replacement (rotation, activate) records the workspace on the token entry."""
+    last-login workspace. Only a replacement (rotation, activate) records the workspace on the token entry;
+    `unloaded` names user fields the signing code never loaded, so they are missing from the claims."""
     settings = services.settings
     identifier = services.signer.new_token_identifier()
     claims = user_claims(user, tenant, workspace=workspace, token_identifier=identifier)
+    for name in unloaded:
+        claims.pop(name, None)
     lifetime = settings.cookie_token_ttl if ttl is None else ttl
     if record:
         expires_at = services.clock.now() + settings.cookie_token_ttl

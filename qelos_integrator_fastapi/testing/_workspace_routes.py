@@ -84,7 +84,15 @@ async def activate_workspace(call: Call) -> Response:
     # A privileged caller's workspace is loaded without members, and Qelos then writes `['admin']`.
     privileged = caller.is_privileged(call.settings.privileged_roles)
     claim = workspace_claim(workspace, ["admin"] if privileged or member is None else member.roles)
-    cookie = issue_cookie(call.services, user, tenant=str(caller.payload["tenant"]), workspace=claim, replacing=True)
+    # The user is loaded without `username` and `phone`, so the new token lacks them until its next rotation.
+    cookie = issue_cookie(
+        call.services,
+        user,
+        tenant=str(caller.payload["tenant"]),
+        workspace=claim,
+        replacing=True,
+        unloaded=("username", "phone"),
+    )
     call.set_session_cookie(cookie)
     return json_response(_document(workspace, [member] if member else []))
 

@@ -88,6 +88,24 @@ async def test_cookie_refresh_is_not_routed_by_the_gateway() -> None:
     assert set_cookie_headers(response) == []
 
 
+async def test_the_activate_cookie_lacks_username_and_phone_until_it_rotates() -> None:
+    world = make_world()
+    cookie = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
+    async with upstream(world.fake) as http:
+        activated = await http.post(f"/api/workspaces/{world.globex.id}/activate", headers=session(world.fake, cookie))
+        fresh = cookie_value(activated, "qlt_0")
+        assert fresh is not None
+        me = await http.get("/api/me", headers=session(world.fake, fresh))
+        world.fake.clock.advance(1800)
+        rotated = await http.get("/api/me", headers=session(world.fake, fresh))
+
+    assert "username" not in claims(fresh) and "phone" not in claims(fresh)
+    assert "username" not in me.json() and "phone" not in me.json()
+    assert me.json()["email"] == "alice@example.com"
+    assert me.json()["workspace"]["_id"] == world.globex.id
+    assert (rotated.json()["username"], rotated.json()["phone"]) == ("alice", "+100")
+
+
 async def test_activate_becomes_the_workspace_of_the_next_signin() -> None:
     world = make_world()
     async with upstream(world.fake) as http:
