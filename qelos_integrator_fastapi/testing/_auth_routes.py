@@ -120,7 +120,8 @@ async def refresh_token(call: Call) -> Response:
     if not call.store.remove_token(user.id, payload.get("tokenIdentifier")):
         return empty(401)
     workspace_id = payload.get("workspace")
-    claim = {"_id": workspace_id} if isinstance(workspace_id, str) else None
+    # `getSignedToken` fills in the name it was not given with an empty one.
+    claim = {"_id": workspace_id, "name": ""} if isinstance(workspace_id, str) else None
     # Qelos re-issues the refresh token without its workspace: the second refresh loses it entirely.
     pair = issue_oauth_pair(
         call.services, user, tenant=str(payload["tenant"]), workspace=claim, workspace_in_refresh=False

@@ -53,13 +53,15 @@ async def auth_callback(call: Call) -> Response:
     if not call.store.remove_token(user.id, payload.get("tokenIdentifier")):
         return json_response({"errors": {"general": "Refresh token not valid"}}, 401)
     workspace_id = payload.get("workspace")
-    claim = {"_id": workspace_id} if isinstance(workspace_id, str) else None
-    # Signed through `getToken` with no lifetime: the JWT lives as long as an access token.
+    workspace = {"_id": workspace_id} if isinstance(workspace_id, str) else None
+    # Signed through `getToken` with no lifetime: the JWT lives as long as an access token, and
+    # `getSignedToken` gives the workspace the empty name it was not given.
+    claim = {**workspace, "name": ""} if workspace else None
     token = issue_cookie(
         call.services, user, tenant=str(payload["tenant"]), workspace=claim, ttl=call.settings.access_token_ttl
     )
     call.set_session_cookie(token)
-    return json_response({"payload": {"user": _user_document(user, str(payload["tenant"])), "workspace": claim}})
+    return json_response({"payload": {"user": _user_document(user, str(payload["tenant"])), "workspace": workspace}})
 
 
 def _unsafe_return_url(call: Call, return_url: str) -> Optional[str]:

@@ -86,7 +86,7 @@ async def test_oauth_signin_me_workspaces_entity_crud_and_refresh(fake: FakeQelo
     assert updated["price"] == 4
     assert removed.status_code == 200
     assert [p["name"] for p in remaining] == ["Anvil", "Rocket skates", "Giant magnet"]
-    assert me_after_expiry["workspace"] == {"_id": me["workspace"]["_id"]}
+    assert me_after_expiry["workspace"] == {"_id": me["workspace"]["_id"], "name": ""}
     assert [(entry.path, entry.status) for entry in fake.requests] == [
         ("/api/me", 401),
         ("/api/token/refresh", 200),
