@@ -28,8 +28,7 @@ Deliberate deviations from the real backend:
   There is no host-to-tenant lookup, no `no website for host` error and no impersonation.
 * Workspace configuration is always active (a Qelos tenant can turn workspaces off).
 * Social login has no provider: `GET /api/auth/{provider}` answers the provider callback's redirect
-  straight away for the user given to `set_social_user()`. An unsafe `returnUrl` gets a 400
-  (Qelos's exact behaviour there is unverified); `redirectUrl` is ignored.
+  straight away for the user given to `set_social_user()`; `redirectUrl` is ignored.
 * `/api/auth/callback` returns a sanitised user document (no password, salt or token list).
 * Unknown routes and wrong methods answer 404 `{"message":"Cannot <METHOD> <path>"}` in JSON where
   Express sends an HTML page; malformed JSON bodies answer 400 `{"message":"invalid JSON body"}`.
