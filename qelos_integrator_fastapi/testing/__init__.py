@@ -36,6 +36,7 @@ Deliberate deviations from the real backend:
 * An invalid `authType` on a signin with the right password never gets an answer from Qelos (its login
   strategy's promise rejects unhandled: the request hangs, or the auth service exits in production);
   FakeQelos drops the connection, as a `drop` fault does.
+* Signup stores `birthDate` as sent (Qelos normalises the date).
 * `POST /api/workspaces` without a name gives 400 `{"message":"workspace name is required"}`
   (Qelos's answer is unverified); workspace creation permissions and label rules are not emulated.
 * Entities: bare property names in `$sort` sort by that property (Qelos sorts by document paths

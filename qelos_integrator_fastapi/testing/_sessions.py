@@ -89,11 +89,12 @@ def template_name(first: Optional[str], last: Optional[str]) -> str:
 
 
 def signin_user_json(user: FakeUser) -> Dict[str, Any]:
-    return {
+    user_json = {
         "username": user.username,
         "email": user.email,
         "firstName": user.first_name,
         "lastName": user.last_name,
-        "name": user.display_name,
+        "name": user.full_name or template_name(user.first_name, user.last_name),
         "roles": list(user.roles),
     }
+    return {key: value for key, value in user_json.items() if value is not None}

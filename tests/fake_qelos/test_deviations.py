@@ -169,3 +169,22 @@ async def test_signin_matches_exactly_and_trims(login: Dict[str, str], password:
         response = await http.post("/api/signin", json={**login, "password": password})
 
     assert response.status_code == status
+
+
+async def test_missing_names_are_omitted_and_me_has_no_birth_date() -> None:
+    world = make_world()
+    world.fake.add_user("dora", "dora-pass", "dora@example.com", first_name="Dora", birth_date="1990-01-01")
+    async with upstream(world.fake) as http:
+        signin = await oauth_signin(http, "dora", "dora-pass")
+        me = await http.get("/api/me", headers=bearer(signin["token"]))
+
+    # `lastName: undefined` disappears from JSON, and the name is JavaScript's `${firstName} ${lastName}`.
+    assert signin["user"] == {
+        "username": "dora",
+        "email": "dora@example.com",
+        "firstName": "Dora",
+        "name": "Dora undefined",
+        "roles": ["user"],
+    }
+    # `/api/me` reads birthDate from the profile cache or the token, and neither has it.
+    assert "birthDate" not in me.json() and "lastName" not in me.json()
