@@ -7,8 +7,8 @@ from __future__ import annotations
 import ast
 import re
 import subprocess
-import textwrap
 import sys
+import textwrap
 from pathlib import Path
 from typing import Dict, List
 

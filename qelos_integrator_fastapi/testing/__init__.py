@@ -12,11 +12,10 @@ port with `python -m qelos_integrator_fastapi.testing --port 8100`.
 
 Emulated endpoints: `POST /api/signin`, `POST /api/signup`, `GET|POST /api/me`,
 `GET|POST /api/workspaces`, `GET /api/workspaces/{id}`, `POST /api/workspaces/{id}/activate`,
-`POST /api/token/refresh`, `POST /api/cookie/refresh`, `POST /api/logout`,
-`GET /api/auth/{provider}`, `POST /api/auth/callback`,
+`POST /api/token/refresh`, `POST /api/logout`, `GET /api/auth/{provider}`, `POST /api/auth/callback`,
 `GET|POST /api/blueprints/{key}/entities`, `GET|PUT|DELETE /api/blueprints/{key}/entities/{id}`,
 `GET /api/blueprints/{key}/charts/count`. The `/api/v1/` prefix and `Accept-Version` are handled as
-the gateway does.
+the gateway does; like a default gateway, it does not route `POST /api/cookie/refresh` (404).
 
 Deliberate deviations from the real backend:
 
@@ -30,16 +29,17 @@ Deliberate deviations from the real backend:
   tenant to its claim. Requests for another tenant find no users, blueprints, API tokens or session
   cookie. Every host not in `hosts=` counts as Qelos's default host (Qelos answers 400
   `no website for host` for a host it does not know); there is no impersonation.
-* Workspace configuration is always active: signin always selects a workspace for members.
+* Workspace configuration is always active (a Qelos tenant can turn workspaces off).
 * Social login has no provider: `GET /api/auth/{provider}` answers the provider callback's redirect
-  straight away for the user given to `set_social_user()`. An unsafe `returnUrl` gets a 400
-  (Qelos's exact behaviour there is unverified); `redirectUrl` is ignored.
+  straight away for the user given to `set_social_user()`; `redirectUrl` is ignored.
 * `/api/auth/callback` returns a sanitised user document (no password, salt or token list).
-* `POST /api/cookie/refresh` is served directly, though a default gateway does not route it.
 * Unknown routes and wrong methods answer 404 `{"message":"Cannot <METHOD> <path>"}` in JSON where
   Express sends an HTML page; malformed JSON bodies answer 400 `{"message":"invalid JSON body"}`.
 * A bare `Authorization: Bearer` with no token gives the usual 401 (Qelos probably answers 500).
-* An invalid `authType` on signin gives 400 `{"message":"INVALID_AUTH_TYPE"}` (Qelos throws).
+* An invalid `authType` on a signin with the right password never gets an answer from Qelos (its login
+  strategy's promise rejects unhandled: the request hangs, or the auth service exits in production);
+  FakeQelos drops the connection, as a `drop` fault does.
+* Signup stores `birthDate` as sent (Qelos normalises the date).
 * `POST /api/workspaces` without a name gives 400 `{"message":"workspace name is required"}`
   (Qelos's answer is unverified); workspace creation permissions and label rules are not emulated.
 * Entities: bare property names in `$sort` sort by that property (Qelos sorts by document paths

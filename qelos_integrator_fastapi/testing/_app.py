@@ -16,6 +16,7 @@ from ._endpoint import Endpoint
 from ._entities import flat_entity
 from ._entity_rules import PROPERTY_TYPES, default_permissions, valid_metadata
 from ._faults import Fault, FaultPlan
+from ._http import Unanswered
 from ._ids import iso_time, object_id, uuid7
 from ._log import LoggedRequest, RequestLog
 from ._models import FakeMember, FakeTokenPair, FakeUser, FakeWorkspace
@@ -194,13 +195,13 @@ class FakeQelos:
     def issue_tokens(self, user: FakeUser, *, workspace: Optional[FakeWorkspace] = None) -> FakeTokenPair:
         """An oauth pair recorded as a signin would record it; the workspace claim is the full object."""
         self._check_known(user, workspace)
-        claim = claim_for(self._services, user, workspace) if workspace else None
+        claim = claim_for(user, workspace) if workspace else None
         return issue_oauth_pair(self._services, user, tenant=self.tenant, workspace=claim)
 
     def issue_session_cookie(self, user: FakeUser, *, workspace: Optional[FakeWorkspace] = None) -> str:
         """A 30-day cookie JWT whose tokenIdentifier is recorded, as a cookie signin would issue it."""
         self._check_known(user, workspace)
-        claim = claim_for(self._services, user, workspace) if workspace else None
+        claim = claim_for(user, workspace) if workspace else None
         return issue_cookie(self._services, user, tenant=self.tenant, workspace=claim)
 
     def add_api_token(
@@ -310,7 +311,12 @@ class FakeQelos:
             response = fault.response()
         else:
             call = Call(request, self._services, gateway_tenant(request, self._services.settings))
-            response = await self._router.handle(call)
+            try:
+                response = await self._router.handle(call)
+            except Unanswered:
+                self._log.record(request, None)
+                await _drop_connection(send)
+                return
         self._log.record(request, response.status_code)
         await response(scope, receive, send)
 

@@ -45,8 +45,8 @@ def permitted_scopes(caller: Optional[Caller], blueprint: Blueprint, operation: 
             )
             if not (by_role or by_workspace_role):
                 continue
-        scope = entry.get("scope")
-        if scope and scope not in scopes:
+        scope = entry.get("scope") or "user"
+        if scope not in scopes:
             scopes.append(scope)
     return scopes
 

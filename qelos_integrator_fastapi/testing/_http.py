@@ -17,6 +17,10 @@ class Problem(Exception):
         self.response = response
 
 
+class Unanswered(Exception):
+    """Raised by a handler where Qelos never answers: the connection is dropped instead."""
+
+
 def json_response(body: Any, status: int = 200, headers: Optional[Mapping[str, str]] = None) -> Response:
     content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(content, status_code=status, headers={"content-type": JSON_CONTENT_TYPE, **(headers or {})})

@@ -131,6 +131,8 @@ def _cookie_caller(call: Call, token: str) -> Optional[Caller]:
     if user is None or not call.store.remove_token(user.id, identifier):
         # Rotated away or logged out: Qelos still accepts the old payload until its exp.
         return caller
-    fresh = issue_cookie(call.services, user, tenant=str(payload.get("tenant")), workspace=caller.workspace)
+    fresh = issue_cookie(
+        call.services, user, tenant=str(payload.get("tenant")), workspace=caller.workspace, replacing=True
+    )
     call.set_session_cookie(fresh)
     return Caller(call.signer.verify_access(fresh) or payload, "cookie", fresh)

@@ -69,7 +69,7 @@ def me_json(call: Call, caller: Caller) -> Dict[str, Any]:
         "lastName": last,
         "fullName": full,
         "profileImage": names.get("profileImage"),
-        "birthDate": names.get("birthDate") or (user.birth_date if user else None),
+        "birthDate": names.get("birthDate"),
         "roles": caller.roles,
         "metadata": dict(user.metadata) if user else {},
         "workspace": claims.get("workspace"),

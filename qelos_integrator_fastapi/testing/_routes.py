@@ -7,7 +7,7 @@ from starlette.convertors import Convertor
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from ._auth_routes import logout, refresh_cookie, refresh_token, signin, signup
+from ._auth_routes import logout, refresh_token, signin, signup
 from ._call import Call
 from ._entities import count_entities, create_entity, delete_entity, get_entity, list_entities, update_entity
 from ._http import Problem, message
@@ -21,7 +21,6 @@ ROUTES: Sequence[Tuple[str, str, Handler]] = (
     ("POST", "/api/signin", signin),
     ("POST", "/api/signup", signup),
     ("POST", "/api/token/refresh", refresh_token),
-    ("POST", "/api/cookie/refresh", refresh_cookie),
     ("POST", "/api/logout", logout),
     ("GET", "/api/me", get_me),
     ("POST", "/api/me", post_me),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from starlette.responses import Response
@@ -8,8 +8,9 @@ from starlette.responses import Response
 from ._call import Call
 from ._http import empty, json_response, message
 from ._models import FakeUser
-from ._sessions import claim_for, default_workspace, issue_cookie, issue_oauth_pair
+from ._sessions import claim_for, issue_cookie, issue_oauth_pair, signin_workspace
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROVIDERS = {"linkedin": "LinkedIn", "facebook": "Facebook", "google": "Google", "github": "GitHub"}
 
 
@@ -24,15 +25,12 @@ async def social_login(call: Call) -> Response:
         return message(400, f"{label} social login is not enabled")
     return_url = call.request.query_params.get("returnUrl")
     state = call.request.query_params.get("state")
-    workspace = default_workspace(call.services, user)
-    claim = claim_for(call.services, user, workspace) if workspace else None
-    if not return_url:
+    workspace = signin_workspace(call.services, user)
+    claim = claim_for(user, workspace) if workspace else None
+    if not return_url or not _safe_return_url(call, return_url):
         # Browser flow: Qelos signs this cookie with an identifier it never stores, so it never rotates.
         call.set_session_cookie(issue_cookie(call.services, user, tenant=call.tenant, workspace=claim, record=False))
         return _redirect("/")
-    rejection = _unsafe_return_url(call, return_url)
-    if rejection is not None:
-        return message(400, rejection)
     pair = issue_oauth_pair(call.services, user, tenant=call.tenant, workspace=claim)
     params = {"rt": pair.refresh_token, **({"state": state} if state else {})}
     return _redirect(_with_query(return_url, params))
@@ -53,27 +51,50 @@ async def auth_callback(call: Call) -> Response:
     if not call.store.remove_token(user.id, payload.get("tokenIdentifier")):
         return json_response({"errors": {"general": "Refresh token not valid"}}, 401)
     workspace_id = payload.get("workspace")
-    claim = {"_id": workspace_id} if isinstance(workspace_id, str) else None
-    # Signed through `getToken` with no lifetime: the JWT lives as long as an access token.
+    workspace = {"_id": workspace_id} if isinstance(workspace_id, str) else None
+    # Signed through `getToken` with no lifetime: the JWT lives as long as an access token, and
+    # `getSignedToken` gives the workspace the empty name it was not given.
+    claim = {**workspace, "name": ""} if workspace else None
     token = issue_cookie(
         call.services, user, tenant=str(payload["tenant"]), workspace=claim, ttl=call.settings.access_token_ttl
     )
     call.set_session_cookie(token)
-    return json_response({"payload": {"user": _user_document(user, str(payload["tenant"])), "workspace": claim}})
+    return json_response({"payload": {"user": _user_document(user, str(payload["tenant"])), "workspace": workspace}})
 
 
-def _unsafe_return_url(call: Call, return_url: str) -> Optional[str]:
-    if return_url.startswith("/") and not return_url.startswith(("//", "/\\")):
-        return None
-    target = urlsplit(return_url)
-    if target.scheme not in ("http", "https") or not target.netloc:
-        return "returnUrl must be a relative path or a URL of a configured website"
-    hosts = {urlsplit(url).netloc or url for url in call.settings.website_urls}
-    if not hosts:
-        return "No website URL configured for tenant"
-    if target.netloc not in hosts:
-        return "returnUrl must be a relative path or a URL of a configured website"
-    return None
+def _safe_return_url(call: Call, return_url: str) -> bool:
+    """`isReturnUrlSafe`: a path not starting with `//`, or a URL whose host is one of the tenant's websites."""
+    if return_url.startswith("/"):
+        return not return_url.startswith("//")
+    try:
+        host = _url_host(return_url)
+    except ValueError:
+        return False
+    allowed = (_website_host(url) for url in call.settings.website_urls)
+    return bool(host) and any(_hosts_match(host, entry) for entry in allowed if entry)
+
+
+def _url_host(url: str) -> str:
+    """WHATWG's `new URL(url).host`: the hostname, and the port unless it is the scheme's default."""
+    parts = urlsplit(url)
+    port = parts.port
+    if port is None or _DEFAULT_PORTS.get(parts.scheme) == port:
+        return parts.hostname or ""
+    return f"{parts.hostname}:{port}"
+
+
+def _website_host(entry: str) -> str:
+    entry = entry.strip()
+    if "://" in entry:
+        try:
+            return _url_host(entry)
+        except ValueError:
+            pass
+    return entry.split("/")[0]
+
+
+def _hosts_match(host: str, allowed: str) -> bool:
+    return host == allowed or (":" not in allowed and host.split(":")[0] == allowed)
 
 
 def _with_query(url: str, params: Dict[str, str]) -> str:

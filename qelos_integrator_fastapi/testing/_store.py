@@ -78,18 +78,19 @@ class Store:
     blueprints: Dict[str, Blueprint] = field(default_factory=dict)
     entities: Dict[str, Dict[str, EntityRecord]] = field(default_factory=dict)
     rotation_locks: Dict[str, float] = field(default_factory=dict)
-    last_login_workspace: Dict[str, str] = field(default_factory=dict)
+    last_login_workspace: Dict[str, Optional[str]] = field(default_factory=dict)
     profile_cache: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     social_user_id: Optional[str] = None
 
-    def find_login(self, login: str) -> Optional[FakeUser]:
-        """The user for a signin name; a match by email rewrites the username, as Qelos's `getUser` does."""
-        wanted = login.strip().lower()
-        for user in self.users.values():
-            if user.username.lower() == wanted:
+    def find_login(self, login: str, roles: Optional[List[Any]] = None) -> Optional[FakeUser]:
+        """Qelos's `getUser`: an exact username, else an exact email, which then becomes the username; with
+        `roles`, only users holding one of them."""
+        eligible = [user for user in self.users.values() if roles is None or any(r in user.roles for r in roles)]
+        for user in eligible:
+            if user.username == login:
                 return user
-        for user in self.users.values():
-            if user.email.lower() == wanted:
+        for user in eligible:
+            if user.email == login:
                 user.username = user.email
                 return user
         return None

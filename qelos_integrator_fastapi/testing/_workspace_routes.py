@@ -9,7 +9,8 @@ from ._http import Problem, json_response, message
 from ._identity import Caller, require_user
 from ._ids import is_object_id, iso_time, object_id
 from ._models import FakeMember, FakeWorkspace
-from ._sessions import claim_for, issue_cookie
+from ._sessions import issue_cookie
+from ._tokens import workspace_claim
 
 
 async def list_workspaces(call: Call) -> Response:
@@ -79,9 +80,20 @@ async def activate_workspace(call: Call) -> Response:
         # Qelos re-reads the cookie here; without one `verifyToken(undefined)` throws.
         return message(500, "failed to activate workspace")
     call.store.remove_token(user.id, caller.payload.get("tokenIdentifier"))
-    claim = claim_for(call.services, user, workspace)
-    call.set_session_cookie(issue_cookie(call.services, user, tenant=str(caller.payload["tenant"]), workspace=claim))
     member = workspace.member(user.id)
+    # A privileged caller's workspace is loaded without members, and Qelos then writes `['admin']`.
+    privileged = caller.is_privileged(call.settings.privileged_roles)
+    claim = workspace_claim(workspace, ["admin"] if privileged or member is None else member.roles)
+    # The user is loaded without `username` and `phone`, so the new token lacks them until its next rotation.
+    cookie = issue_cookie(
+        call.services,
+        user,
+        tenant=str(caller.payload["tenant"]),
+        workspace=claim,
+        replacing=True,
+        unloaded=("username", "phone"),
+    )
+    call.set_session_cookie(cookie)
     return json_response(_document(workspace, [member] if member else []))
 
 

@@ -131,30 +131,6 @@ async def test_cookie_logout_clears_the_cookie_but_the_jwt_lives_on() -> None:
     assert anonymous.status_code == 401
 
 
-async def test_cookie_refresh_rotates_explicitly() -> None:
-    world = make_world()
-    cookie = world.fake.issue_session_cookie(world.alice, workspace=world.globex)
-    async with upstream(world.fake) as http:
-        response = await http.post("/api/cookie/refresh", headers=session(world.fake, cookie))
-        http.cookies.clear()  # the replay carries the old cookie as a Bearer token only
-        replay = await http.post("/api/cookie/refresh", headers=bearer(cookie))
-
-    body = response.json()["payload"]
-    assert body["cookieToken"] == cookie_value(response, "qlt_0")
-    assert body["workspace"] == claims(cookie)["workspace"]
-    assert body["user"] == {
-        "_id": world.alice.id,
-        "username": "alice",
-        "email": "alice@example.com",
-        "phone": "+100",
-        "fullName": "Alice Liddell",
-        "firstName": "Alice",
-        "lastName": "Liddell",
-        "roles": ["user"],
-    }
-    assert (replay.status_code, replay.content) == (401, b"")
-
-
 async def test_cookie_signin_then_cookie_calls() -> None:
     world = make_world()
     async with upstream(world.fake) as http:

@@ -86,7 +86,7 @@ async def test_oauth_signin_me_workspaces_entity_crud_and_refresh(fake: FakeQelo
     assert updated["price"] == 4
     assert removed.status_code == 200
     assert [p["name"] for p in remaining] == ["Anvil", "Rocket skates", "Giant magnet"]
-    assert me_after_expiry["workspace"] == {"_id": me["workspace"]["_id"]}
+    assert me_after_expiry["workspace"] == {"_id": me["workspace"]["_id"], "name": ""}
     assert [(entry.path, entry.status) for entry in fake.requests] == [
         ("/api/me", 401),
         ("/api/token/refresh", 200),
@@ -115,3 +115,13 @@ async def test_a_dropped_connection_over_a_real_socket(fake: FakeQelos) -> None:
         after = await http.get("/api/me")
 
     assert after.status_code == 401
+
+
+async def test_a_signin_qelos_never_answers_drops_the_socket(fake: FakeQelos) -> None:
+    body = {"username": "bob", "password": "bob-pass", "authType": "magic"}
+    async with httpx.AsyncClient(base_url=fake.url) as http:
+        with pytest.raises(httpx.RemoteProtocolError, match=r"Server disconnected without sending a response\."):
+            await http.post("/api/signin", json=body)
+        after = await http.post("/api/signin", json={**body, "authType": "oauth"})
+
+    assert after.status_code == 200
