@@ -258,5 +258,5 @@ def _validate_skip_paths(value: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     for prefix in value:
         if not isinstance(prefix, str) or not prefix.startswith("/"):
             raise QelosConfigError(f"skip_paths entries must start with '/', got {prefix!r}")
-        paths.append(prefix.rstrip("/") if prefix != "/" else "")
+        paths.append(prefix.rstrip("/"))
     return tuple(paths)

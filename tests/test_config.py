@@ -155,3 +155,89 @@ def test_the_middleware_without_app_url_raises_the_config_error() -> None:
     app.add_middleware(QelosIntegratorMiddleware)
     with pytest.raises(QelosConfigError, match="app_url is required"), TestClient(app):
         pass
+
+
+# Only the options that can be set: the credential ones are refused with their own message.
+KNOWN_SDK_OPTIONS = "extraQueryParams, extra_query_params, onFailedRefreshToken, on_failed_refresh_token"
+
+
+# The whole message a developer reads when QelosConfig refuses a value: it says what to do, so it is pinned.
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"app_url": " "}, "app_url is required, for example QelosConfig(app_url='https://qelos.example.com')"),
+        ({"api_token": ""}, "api_token must be a non-empty string, or None for browser credentials"),
+        ({"refresh_token_cookie": "q_access_token"}, "access_token_cookie and refresh_token_cookie must differ"),
+        ({"sdk_options": [("appUrl", "x")]}, "sdk_options must be a mapping of QelosSDKOptions fields"),
+        ({"sdk_options": {"nope": 1}}, f"sdk_options: unknown option 'nope'; known options are {KNOWN_SDK_OPTIONS}"),
+        (
+            {"sdk_options": {"extraHeaders": {}, "accessToken": "x"}},
+            "sdk_options: access_token, extra_headers cannot be set; the request SDK is bound to the caller's "
+            "credentials (use api_token= on QelosConfig for service-to-service calls)",
+        ),
+        (
+            {"sdk_options": {"appUrl": "https://elsewhere.example.com"}},
+            "sdk_options: appUrl/app_url differs from QelosConfig.app_url",
+        ),
+        (
+            {"timeout": 5, "refresh_timeout": 4.5},
+            "refresh_timeout (4.5s) must be at least timeout (5.0s): a refresh abandoned early may still spend "
+            "the caller's single-use refresh token",
+        ),
+        (
+            {"limits": httpx.Limits(max_connections=5), "max_connections": 5},
+            "pass limits=httpx.Limits(...) or the max_connections shorthand, not both",
+        ),
+        ({"timeout": 0}, "timeout must be > 0 seconds; an auth middleware must never wait forever"),
+        ({"transport": object()}, "transport must be an httpx.AsyncBaseTransport"),
+    ],
+)
+def test_error_messages_say_what_to_do(options: Any, message: str) -> None:
+    options = {"app_url": "https://qelos.example.com", **options}
+    with pytest.raises(QelosConfigError) as raised:
+        QelosConfig(**options)
+    assert str(raised.value) == message
+    assert raised.value.code == "QELOS_CONFIG_INVALID"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"app_url": "https://qelos.example.com#top"}, "must not carry a query, fragment or credentials"),
+        ({"app_url": "https://user@qelos.example.com"}, "must not carry a query, fragment or credentials"),
+        ({"skip_paths": None}, "skip_paths must be a list of path prefixes"),
+        ({"tenant": "a b"}, "tenant must be a non-empty token"),
+        ({"tenant": 5}, "tenant must be a non-empty token"),
+        ({"identity_cache_size": True}, "identity_cache_size must be a positive integer, got True"),
+        ({"max_credential_length": 1.5}, "max_credential_length must be a positive integer"),
+        ({"timeout": httpx.Timeout(5.0, connect=-1)}, "every phase"),
+    ],
+)
+def test_values_of_the_wrong_kind_fail_at_construction(options: Any, message: str) -> None:
+    # Each would otherwise slip past one half of its check, or fail later with a TypeError.
+    options = {"app_url": "https://qelos.example.com", **options}
+    with pytest.raises(QelosConfigError, match=message):
+        QelosConfig(**options)
+
+
+def test_boundary_values_are_accepted() -> None:
+    config = QelosConfig(
+        app_url="https://qelos.example.com",
+        timeout=5,
+        refresh_timeout=5,
+        identity_cache_size=1,
+        max_credential_length=1,
+        max_connections=1,
+    )
+    # refresh_timeout may equal timeout; the smallest pool and cache are one.
+    assert (config.refresh_timeout, config.deadline) == (5, 5.0)
+    assert config.pool_limits == httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    assert (config.identity_cache_size, config.max_credential_length) == (1, 1)
+
+
+def test_only_trailing_slashes_are_stripped_from_urls_and_skip_paths() -> None:
+    config = QelosConfig(app_url="https://qelos.example.com/TAX//", skip_paths=["/", "/health/", "/BOX/", "/a//"])
+    assert config.app_url == "https://qelos.example.com/TAX"
+    # "/" skips everything: every path starts with "" + "/".
+    assert config.skip_paths == ("", "/health", "/BOX", "/a")
+    assert config.is_skipped("/anything")
