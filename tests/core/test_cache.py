@@ -30,6 +30,19 @@ async def test_uncached_requests_make_two_calls_and_anonymous_none() -> None:
     assert len(world.fake.requests) == 6
 
 
+async def test_without_a_ttl_there_is_no_cache_and_no_cache_events() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    events: List[QelosEvent] = []
+    app = fastapi_app(config_for(world.fake), on_event=events.append)
+    async with client(app) as http:
+        for _ in range(2):
+            await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
+    assert world.fake.count("GET /api/me") == 2
+    assert [e.name for e in events] == ["identity_resolved"] * 2
+    assert find_middleware(app).backend.cache is None
+
+
 async def test_cache_hits_make_no_upstream_call_and_emit_events() -> None:
     world = make_world()
     pair = world.fake.issue_tokens(world.alice)
