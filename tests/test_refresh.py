@@ -149,6 +149,17 @@ async def test_cancelled_leader_still_completes_for_waiters() -> None:
     assert leader_scope.cancelled_caught
 
 
+async def test_each_refreshed_token_is_remembered_not_only_the_first() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    refresher = Refresher(upstream.refresh)
+    await refresher.refresh("r1")
+    second = await refresher.refresh("r2")
+    again = await refresher.refresh("r2")
+    assert (again.access_token, again.refresh_token) == (second.access_token, second.refresh_token)
+    assert upstream.calls == ["r1", "r2"]
+
+
 async def test_successor_memory_is_bounded() -> None:
     upstream = Upstream()
     upstream.release.set()
