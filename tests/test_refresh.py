@@ -181,5 +181,17 @@ async def test_expired_successors_are_dropped_when_the_next_is_remembered() -> N
     assert len(refresher._successors) == 1
 
 
+async def test_successors_are_dropped_exactly_ttl_seconds_after_they_were_remembered() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    now = [0.0]
+    refresher = Refresher(upstream.refresh, successor_ttl=30.0, clock=lambda: now[0])
+    for i in range(3):
+        await refresher.refresh(f"r{i}")
+    now[0] = 30.0
+    await refresher.refresh("r3")
+    assert len(refresher._successors) == 1
+
+
 # Equivalent mutant: remembering the upstream's pair without a copy. Nothing else holds that object:
 # the flight hands out copies only, and QelosClient.refresh builds a new pair per call.
