@@ -127,8 +127,9 @@ class _Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.config.require_auth and not scope["user"].is_authenticated:
-            ctx = scope.get("state", {}).get("qelos")
-            await deny(scope, receive, send, ctx.error if isinstance(ctx, QelosRequestContext) else None)
+            # Only QelosIntegratorMiddleware builds a _Gate, after backend.start stored the context.
+            ctx: QelosRequestContext = scope["state"]["qelos"]
+            await deny(scope, receive, send, ctx.error)
             return
         await self.app(scope, receive, send)
 

@@ -9,7 +9,7 @@ from typing import Any, List
 import anyio
 import pytest
 
-from qelos_integrator_fastapi import QelosEvent
+from qelos_integrator_fastapi import QelosEvent, QelosUnavailable
 from qelos_integrator_fastapi._cache import IdentityCache
 
 from ..support import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
@@ -28,6 +28,19 @@ async def test_uncached_requests_make_two_calls_and_anonymous_none() -> None:
     assert world.fake.count("GET /api/me") == 3
     assert world.fake.count("GET /api/workspaces") == 3
     assert len(world.fake.requests) == 6
+
+
+async def test_without_a_ttl_there_is_no_cache_and_no_cache_events() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    events: List[QelosEvent] = []
+    app = fastapi_app(config_for(world.fake), on_event=events.append)
+    async with client(app) as http:
+        for _ in range(2):
+            await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
+    assert world.fake.count("GET /api/me") == 2
+    assert [e.name for e in events] == ["identity_resolved"] * 2
+    assert find_middleware(app).backend.cache is None
 
 
 async def test_cache_hits_make_no_upstream_call_and_emit_events() -> None:
@@ -100,6 +113,73 @@ async def test_concurrent_misses_share_one_lookup() -> None:
         await anyio.wait_all_tasks_blocked()
         release.set()
     assert calls == ["same"]
+
+
+async def test_a_waiter_asks_qelos_itself_when_the_shared_lookup_fails() -> None:
+    cache = IdentityCache[str](60, 10)
+    release = anyio.Event()
+    calls: List[str] = []
+    results: List[Any] = []
+
+    async def failing() -> str:
+        calls.append("shared")
+        await release.wait()
+        raise QelosUnavailable("Qelos is down")
+
+    async def working() -> str:
+        calls.append("own")
+        return "identity"
+
+    async def first() -> None:
+        with pytest.raises(QelosUnavailable):
+            await cache.get_or_fetch("k", failing)
+
+    async def second() -> None:
+        results.append(await cache.get_or_fetch("k", working))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(second)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert calls == ["shared", "own"]
+    assert results == [("identity", False)]
+
+
+async def test_after_a_failed_lookup_concurrent_misses_share_one_again() -> None:
+    cache = IdentityCache[str](60, 10)
+    calls: List[str] = []
+    release = anyio.Event()
+
+    async def failing() -> str:
+        raise QelosUnavailable("Qelos is down")
+
+    async def fetch() -> str:
+        calls.append("k")
+        await release.wait()
+        return "identity"
+
+    with pytest.raises(QelosUnavailable):
+        await cache.get_or_fetch("k", failing)
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(cache.get_or_fetch, "k", fetch)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert calls == ["k"]
+
+
+async def test_a_ttl_under_a_second_still_caches() -> None:
+    now = [0.0]
+    cache = IdentityCache[str](0.5, 10, clock=lambda: now[0])
+
+    async def fetch() -> str:
+        return "identity"
+
+    await cache.get_or_fetch("k", fetch)
+    now[0] = 0.4
+    assert await cache.get_or_fetch("k", fetch) == ("identity", True)
 
 
 # Mutants judged equivalent (no difference a caller can observe beyond an extra or a saved upstream call):
