@@ -1,0 +1,191 @@
+"""The per-request flow of request.state.qelos, seen from outside: events, log lines, workspaces, its parts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List
+
+import pytest
+from fastapi import FastAPI, Request
+from qelos_sdk import QelosAPIError
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from qelos_integrator_fastapi import QelosEvent, QelosIntegratorMiddleware
+
+from .helpers import World, client, config_for, cookie_header, fastapi_app, make_world
+
+pytestmark = pytest.mark.anyio
+
+ACCESS_TTL = 18000
+LOGGER = "qelos_integrator_fastapi"
+
+
+def messages(caplog: pytest.LogCaptureFixture, level: int) -> List[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == level]
+
+
+def events_app(world: World, events: List[QelosEvent], **options: Any) -> FastAPI:
+    return fastapi_app(config_for(world.fake, **options), on_event=events.append)
+
+
+async def test_a_resolved_token_caller_is_one_event_with_mode_path_and_user() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events)) as http:
+        await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
+    assert events == [QelosEvent("identity_resolved", "token", "/me", user_id=world.alice.id)]
+
+
+async def test_a_session_caller_is_reported_as_session_on_its_own_path() -> None:
+    world = make_world()
+    session = world.fake.issue_session_cookie(world.bob, workspace=world.acme)
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events)) as http:
+        await http.get("/whoami", headers=cookie_header(qlt_0=session))
+    assert events == [QelosEvent("identity_resolved", "session", "/whoami", user_id=world.bob.id)]
+
+
+async def test_a_rejected_credential_is_identity_anonymous_and_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, LOGGER)
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.inject("GET /api/me", status=401, body={"message": "authorization token is not valid."})
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events)) as http:
+        body = (await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})).json()
+    assert (body["user"], body["error"]) == (None, None)
+    assert events == [QelosEvent("identity_anonymous", "token", "/me", code="UNAUTHORIZED")]
+    assert messages(caplog, logging.DEBUG) == ["Qelos rejected the token credential; the request is anonymous"]
+
+
+async def test_qelos_down_is_upstream_error_with_the_reason_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.inject("GET /api/me", status=502, body={"message": "bad gateway"})
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events)) as http:
+        body = (await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})).json()
+    assert body["error"] == "QELOS_UNAVAILABLE"
+    reason = "GET /api/me answered 502 (bad gateway)"
+    assert events == [QelosEvent("upstream_error", "token", "/me", code="QELOS_UNAVAILABLE", detail=reason)]
+    assert messages(caplog, logging.WARNING) == [f"could not resolve the Qelos user: {reason}"]
+
+
+async def test_a_refresh_is_token_refreshed_then_resolved_and_an_info_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.clock.advance(ACCESS_TTL + 1)
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events)) as http:
+        cookies = cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+        assert (await http.get("/me", headers=cookies)).json()["user"]["_id"] == world.alice.id
+    assert events == [
+        QelosEvent("token_refreshed", "token", "/me"),  # before /api/me answered: no user yet
+        QelosEvent("identity_resolved", "token", "/me", user_id=world.alice.id),
+    ]
+    assert messages(caplog, logging.INFO) == ["refreshed the caller's Qelos tokens"]
+
+
+async def test_a_refused_refresh_token_is_refresh_rejected_then_anonymous() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.clock.advance(ACCESS_TTL + 1)
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events)) as http:
+        cookies = cookie_header(q_access_token=pair.access_token, q_refresh_token="forged.refresh.token")
+        assert (await http.get("/me", headers=cookies)).json()["user"] is None
+    assert events == [
+        QelosEvent("refresh_rejected", "token", "/me", code="UNAUTHORIZED"),
+        QelosEvent("identity_anonymous", "token", "/me", code="UNAUTHORIZED"),
+    ]
+
+
+async def test_a_refused_refresh_after_a_handlers_401_is_an_event_and_an_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    events: List[QelosEvent] = []
+    app = events_app(world, events)
+
+    @app.get("/later")
+    async def later(request: Request) -> Dict[str, str]:
+        world.fake.clock.advance(ACCESS_TTL + 1)  # the access token expires while the handler runs
+        world.fake.inject("POST /api/token/refresh", status=401, body={"message": "invalid refresh token"})
+        try:
+            await request.state.qelos.sdk.workspaces.get_list()
+        except QelosAPIError as exc:
+            return {"error": str(exc)}
+        return {"error": ""}
+
+    async with client(app) as http:
+        cookies = cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+        assert (await http.get("/later", headers=cookies)).json() == {"error": "authorization token is not valid."}
+    assert events == [
+        QelosEvent("identity_resolved", "token", "/later", user_id=world.alice.id),
+        QelosEvent("refresh_rejected", "token", "/later", user_id=world.alice.id, code="UNAUTHORIZED"),
+    ]
+    assert messages(caplog, logging.INFO) == ["refresh after a 401 from Qelos failed: UNAUTHORIZED"]
+
+
+async def test_a_handlers_401_without_a_refresh_token_tries_no_refresh(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, LOGGER)
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    events: List[QelosEvent] = []
+    app = events_app(world, events)
+
+    @app.get("/later")
+    async def later(request: Request) -> Dict[str, str]:
+        world.fake.clock.advance(ACCESS_TTL + 1)
+        try:
+            await request.state.qelos.sdk.workspaces.get_list()
+        except QelosAPIError as exc:
+            return {"error": str(exc)}
+        return {"error": ""}
+
+    async with client(app) as http:
+        response = await http.get("/later", headers={"Authorization": f"Bearer {pair.access_token}"})
+    assert response.json() == {"error": "authorization token is not valid."}
+    assert [e.name for e in events] == ["identity_resolved"]
+    assert world.fake.count("POST /api/token/refresh") == 0
+    assert not [r for r in caplog.records if r.name == LOGGER and "refresh" in r.getMessage()]
+
+
+async def test_an_ignored_credential_is_logged_with_method_path_and_reason_never_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    async with client(fastapi_app(config_for(world.fake))) as http:
+        bearer = ("authorization", f"Bearer {pair.access_token}")
+        await http.get("/whoami", headers=[bearer, bearer])
+        await http.post("/me", headers={"Authorization": f"Basic {pair.access_token}"})
+    assert messages(caplog, logging.INFO) == [
+        "ignored a credential on GET /whoami: several Authorization headers",
+        "ignored a credential on POST /me: Authorization scheme is not Bearer",
+    ]
+    assert pair.access_token not in caplog.text
+
+
+def test_an_ignored_credential_on_a_websocket_is_logged_as_ws(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    world = make_world()
+
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.state.qelos.user})
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/feed", feed)])
+    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake))
+    with TestClient(app) as http, http.websocket_connect("/feed", headers={"Authorization": "Token abc"}) as ws:
+        assert ws.receive_json() == {"user": None}
+    assert messages(caplog, logging.INFO) == ["ignored a credential on WS /feed: Authorization scheme is not Bearer"]
