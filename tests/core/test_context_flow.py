@@ -13,7 +13,7 @@ from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
-from qelos_integrator_fastapi import QelosEvent, QelosIntegratorMiddleware
+from qelos_integrator_fastapi import QelosEvent, QelosIntegratorMiddleware, WorkspaceSwitchError
 
 from .helpers import World, client, config_for, cookie_header, fastapi_app, make_world
 
@@ -189,3 +189,59 @@ def test_an_ignored_credential_on_a_websocket_is_logged_as_ws(caplog: pytest.Log
     with TestClient(app) as http, http.websocket_connect("/feed", headers={"Authorization": "Token abc"}) as ws:
         assert ws.receive_json() == {"user": None}
     assert messages(caplog, logging.INFO) == ["ignored a credential on WS /feed: Authorization scheme is not Bearer"]
+
+
+def activation_app(world: World) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake))
+
+    @app.post("/activate/{workspace_id}")
+    async def activate(workspace_id: str, request: Request) -> Dict[str, Any]:
+        qelos = request.state.qelos
+        try:
+            answer = await qelos.activate_workspace(workspace_id)
+        except WorkspaceSwitchError as exc:
+            return {"code": exc.code, "message": str(exc)}
+        return {"answer": answer, "workspace": qelos.workspace, "user_workspace": qelos.user["workspace"]}
+
+    return app
+
+
+async def test_activating_a_listed_workspace_takes_its_listed_entry_and_moves_the_users_claim() -> None:
+    world = make_world()
+    session = world.fake.issue_session_cookie(world.bob, workspace=world.acme)
+    world.fake.add_member(world.globex, world.bob, ["user"])
+    async with client(activation_app(world)) as http:
+        body = (await http.post(f"/activate/{world.globex.id}", headers=cookie_header(qlt_0=session))).json()
+    assert body["answer"]["name"] == "Globex"
+    # The list entry (with the caller's privilege flag), not Qelos's answer to the activation.
+    assert body["workspace"]["_id"] == world.globex.id
+    assert body["workspace"]["isPrivilegedUser"] is False
+    assert "isPrivilegedUser" not in body["answer"]
+    assert body["user_workspace"] == {"_id": world.globex.id, "name": "Globex"}
+
+
+async def test_activating_an_unlisted_workspace_takes_qelos_answer() -> None:
+    world = make_world()
+    # alice is a Qelos admin: she may activate a workspace she is no member of, so it is not in her list.
+    initech = world.fake.add_workspace("Initech", members={world.bob: ["user"]})
+    session = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
+    async with client(activation_app(world)) as http:
+        body = (await http.post(f"/activate/{initech.id}", headers=cookie_header(qlt_0=session))).json()
+    assert body["workspace"] == body["answer"]
+    assert body["workspace"]["_id"] == initech.id
+    assert body["user_workspace"] == {"_id": initech.id, "name": "Initech"}
+
+
+async def test_token_callers_are_told_how_to_get_another_workspace() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    async with client(activation_app(world)) as http:
+        body = (
+            await http.post(f"/activate/{world.globex.id}", headers={"Authorization": f"Bearer {pair.access_token}"})
+        ).json()
+    assert body == {
+        "code": "WORKSPACE_SWITCH_NEEDS_SESSION",
+        "message": "Qelos activates workspaces for session-cookie callers only; this request used token "
+        "credentials. Sign in again with {'workspace': <id>} to get tokens for another workspace.",
+    }
