@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List
+from typing import Annotated, Any, Dict, List, Optional
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from qelos_sdk import QelosAPIError
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
-from qelos_integrator_fastapi import QelosEvent, QelosIntegratorMiddleware, WorkspaceSwitchError
+from qelos_integrator_fastapi import (
+    QelosEvent,
+    QelosIntegratorMiddleware,
+    QelosRequestContext,
+    TokenPair,
+    TokenRefreshContext,
+    WorkspaceSwitchError,
+    require_user,
+    write_token_cookies,
+)
 
 from .helpers import World, client, config_for, cookie_header, fastapi_app, make_world
 
@@ -245,3 +254,124 @@ async def test_token_callers_are_told_how_to_get_another_workspace() -> None:
         "message": "Qelos activates workspaces for session-cookie callers only; this request used token "
         "credentials. Sign in again with {'workspace': <id>} to get tokens for another workspace.",
     }
+
+
+async def test_resolve_workspace_is_given_the_request_the_user_and_the_list() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    seen: List[Any] = []
+
+    def last_one(conn: Any, user: Dict[str, Any], workspaces: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        seen.append((conn.url.path, user["username"], sorted(w["name"] for w in workspaces)))
+        return workspaces[-1]
+
+    app = fastapi_app(config_for(world.fake), resolve_workspace=last_one)
+    async with client(app) as http:
+        body = (await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})).json()
+    assert seen == [("/me", "alice", ["Acme", "Globex"])]
+    assert body["workspace"]["_id"] == body["workspaces"][-1]
+
+
+async def test_an_on_token_refresh_hook_calls_qelos_through_the_requests_sdk_on_the_new_tokens() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.clock.advance(ACCESS_TTL + 1)
+    listed: List[int] = []
+
+    async def hook(refreshed: TokenRefreshContext) -> None:
+        await write_token_cookies(refreshed)
+        listed.append(len(await refreshed.sdk.workspaces.get_list()))
+
+    app = FastAPI()
+    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake), on_token_refresh=hook)
+
+    @app.get("/sdk")
+    async def sdk(request: Request) -> Dict[str, Any]:
+        return {"access": request.state.qelos.tokens.access_token}
+
+    async with client(app) as http:
+        cookies = cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+        access = (await http.get("/sdk", headers=cookies)).json()["access"]
+    assert listed == [2]
+    calls = world.fake.requests
+    refreshed_at = next(i for i, r in enumerate(calls) if r.path == "/api/token/refresh")
+    from_hook = next(r for r in calls[refreshed_at:] if r.path == "/api/workspaces")
+    assert from_hook.headers["authorization"] == f"Bearer {access}"
+    assert access != pair.access_token
+
+
+async def test_the_identity_cache_never_answers_a_session_cookie_from_a_bearer_with_the_same_value() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    events: List[QelosEvent] = []
+    async with client(events_app(world, events, identity_cache_ttl=60)) as http:
+        await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
+        await http.get("/me", headers=cookie_header(qlt_0=pair.access_token))
+    assert world.fake.count("GET /api/me") == 2
+    assert [e.name for e in events if e.name.startswith("cache")] == ["cache_miss", "cache_miss"]
+
+
+def test_qelos_override_keeps_the_workspaces_mode_and_sdk_it_was_given(qelos_override: Any) -> None:
+    app = FastAPI()
+    sdk = object()
+
+    @app.get("/pinned")
+    async def pinned(qelos: Annotated[QelosRequestContext, Depends(require_user)]) -> Dict[str, Any]:
+        return {
+            "mode": qelos.mode.value,
+            "workspaces": [w["_id"] for w in qelos.workspaces],
+            "workspace": (qelos.workspace or {}).get("_id"),
+            "own_sdk": qelos.sdk is sdk,
+            "tokens": [qelos.tokens.access_token, qelos.tokens.refresh_token],
+        }
+
+    user = {"_id": "u1", "username": "pinned"}
+    qelos_override(app, user=user, workspace={"_id": "w2"}, workspaces=[{"_id": "w1"}, {"_id": "w2"}], sdk=sdk)
+    with TestClient(app) as http:
+        assert http.get("/pinned").json() == {
+            "mode": "token",
+            "workspaces": ["w1", "w2"],
+            "workspace": "w2",
+            "own_sdk": True,
+            "tokens": [None, None],
+        }
+
+
+def test_a_pinned_context_with_an_outage_makes_require_user_answer_503(qelos_override: Any) -> None:
+    app = FastAPI()
+
+    @app.get("/private")
+    async def private(qelos: Annotated[QelosRequestContext, Depends(require_user)]) -> str:
+        return "never"
+
+    qelos_override(app, QelosRequestContext(error="QELOS_UNAVAILABLE"))
+    with TestClient(app) as http:
+        response = http.get("/private")
+    assert response.status_code == 503
+    assert response.json()["detail"]["code"] == "QELOS_UNAVAILABLE"
+
+
+async def test_the_context_repr_names_user_workspace_and_counts_without_a_token() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    app = FastAPI()
+    app.add_middleware(QelosIntegratorMiddleware, config=config_for(world.fake))
+
+    @app.get("/repr")
+    async def show(request: Request) -> str:
+        return repr(request.state.qelos)
+
+    async with client(app) as http:
+        signed_in = (await http.get("/repr", headers={"Authorization": f"Bearer {pair.access_token}"})).json()
+        anonymous = (await http.get("/repr")).json()
+    tokens = repr(TokenPair(pair.access_token, None))
+    assert signed_in == (
+        f"QelosRequestContext(mode=token, user={world.alice.id!r}, workspace={world.acme.id!r}, workspaces=2, "
+        f"tokens={tokens}, error=None)"
+    )
+    assert pair.access_token not in signed_in
+    assert anonymous == (
+        "QelosRequestContext(mode=anonymous, user=None, workspace=None, workspaces=0, "
+        "tokens=TokenPair(access_token=None, refresh_token=None), error=None)"
+    )
+    assert repr(QelosRequestContext()) == anonymous  # the constructor's defaults are an anonymous request's
