@@ -375,3 +375,4 @@ async def test_the_context_repr_names_user_workspace_and_counts_without_a_token(
         "tokens=TokenPair(access_token=None, refresh_token=None), error=None)"
     )
     assert repr(QelosRequestContext()) == anonymous  # the constructor's defaults are an anonymous request's
+    assert QelosRequestContext().upstream_headers() == {}  # and it sends Qelos no credential
