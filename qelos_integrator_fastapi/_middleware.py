@@ -18,6 +18,7 @@ from ._errors import refusal
 from ._events import OnEvent
 from ._origin import SAFE_METHODS, cross_origin
 from ._refresh import OnTokenRefresh
+from ._sdk import build_prototype
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 
@@ -53,11 +54,12 @@ class QelosIntegratorMiddleware:
         self.backend = QelosAuthBackend(
             config, resolve_workspace=resolve_workspace, on_token_refresh=on_token_refresh, on_event=on_event
         )
-        self._authenticate = AuthenticationMiddleware(_Gate(app, config), backend=self.backend, on_error=_on_error)
+        self._gate = _Gate(app, config)
+        self._authenticate = AuthenticationMiddleware(self._gate, backend=self.backend, on_error=_on_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._closing_on_shutdown(send))
+            await self.app(scope, self._preparing_on_startup(receive), self._closing_on_shutdown(send))
             return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -69,7 +71,11 @@ class QelosIntegratorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        if self.config.csrf_check:
+        # No credential can be read from a request without these headers: it is anonymous, without asking anyone.
+        anonymous = not self.config.api_token and not any(
+            name == b"authorization" or name == b"cookie" for name, _ in scope["headers"]
+        )
+        if self.config.csrf_check and not anonymous:
             problem = self._cross_origin(scope)
             if problem is not None:
                 method = scope.get("method", "WebSocket")
@@ -87,15 +93,22 @@ class QelosIntegratorMiddleware:
         async def send_with_cookies(message: Message) -> None:
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
-                cookies.flush_into(MutableHeaders(scope=message))
+                cookies._started = True
+                if cookies._cookies:
+                    cookies.flush_into(MutableHeaders(scope=message))
             elif kind == "websocket.accept":
                 message["headers"] = cookies.flush_into_list(list(message.get("headers", [])))
             await send(message)
 
         try:
-            await self._authenticate(scope, receive, send_with_cookies)
+            if anonymous:
+                scope["auth"] = AuthCredentials()
+                scope["user"] = UnauthenticatedUser()
+                await self._gate(scope, receive, send_with_cookies)
+            else:
+                await self._authenticate(scope, receive, send_with_cookies)
         finally:
-            await ctx._finish()
+            ctx._finish()
 
     def _cross_origin(self, scope: Scope) -> Optional[str]:
         """Why a state-changing request authenticated by a cookie is refused as cross-site; None to go on."""
@@ -104,6 +117,16 @@ class QelosIntegratorMiddleware:
         if not read_credentials(scope, self.config).from_cookie:
             return None
         return cross_origin(scope, self.config.trusted_origins)
+
+    def _preparing_on_startup(self, receive: Receive) -> Receive:
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # The request SDK's prototype, built before the first request, then frozen out of the collector.
+                build_prototype()
+            return message
+
+        return lifespan_receive
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:

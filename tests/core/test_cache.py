@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
-from typing import Any, List
+import tracemalloc
+from typing import Any, Callable, Dict, List
 
 import anyio
 import pytest
+from starlette.requests import Request
 
 from qelos_integrator_fastapi import QelosEvent, QelosUnavailable
-from qelos_integrator_fastapi._cache import IdentityCache
+from qelos_integrator_fastapi._cache import IdentityCache, read_only
 
-from ..support import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
+from ..support import (
+    bearer,
+    client,
+    config_for,
+    cookie_header,
+    fastapi_app,
+    find_middleware,
+    make_world,
+    set_cookie_headers,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -206,21 +218,85 @@ async def test_the_least_recently_used_entry_is_evicted() -> None:
     assert len(cache) == 2
 
 
-async def test_cached_identities_are_copies() -> None:
-    cache = IdentityCache[dict[str, Any]](60, 10)
+async def test_a_handler_cannot_change_a_cached_identity_and_hits_share_it_without_copying() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    app = fastapi_app(config_for(world.fake, identity_cache_ttl=60))
+    seen: List[Any] = []
+    refusals: List[str] = []
 
-    async def fetch() -> dict[str, Any]:
-        return {"roles": ["user"]}
+    @app.get("/vandal")
+    async def vandal(request: Request) -> Dict[str, Any]:
+        qelos = request.state.qelos
+        seen.append((qelos.user, qelos.workspaces))
+        attempts: List[Callable[[], Any]] = [
+            lambda: qelos.user.__setitem__("roles", ["admin"]),
+            lambda: qelos.user.update(email="mallory@example.com"),
+            lambda: qelos.user["roles"].append("admin"),
+            lambda: qelos.user["workspace"].pop("roles"),
+            lambda: qelos.workspaces.clear(),
+            lambda: qelos.workspaces[0]["members"][0]["roles"].__iadd__(["owner"]),
+            lambda: qelos.workspace.setdefault("name", "x"),
+        ]
+        for attempt in attempts:
+            try:
+                attempt()
+            except TypeError as exc:
+                refusals.append(str(exc))
+        mine = copy.deepcopy(qelos.user)
+        mine["roles"].append("admin")  # a copy is a plain, mutable dict
+        return {"roles": list(qelos.user["roles"]), "mine": mine["roles"]}
 
-    missed, hit = await cache.get_or_fetch("k", fetch)
-    assert not hit
-    missed["roles"].append("admin")
-    first_hit, hit = await cache.get_or_fetch("k", fetch)
-    assert hit
-    first_hit["roles"].append("admin")
-    again, hit = await cache.get_or_fetch("k", fetch)
-    assert hit
-    assert again == {"roles": ["user"]}
+    async with client(app) as http:
+        answers = [(await http.get("/vandal", headers=bearer(pair.access_token))).json() for _ in range(3)]
+    assert answers == [{"roles": ["user"], "mine": ["user", "admin"]}] * 3
+    assert len(refusals) == 3 * 7 and all("read-only" in r for r in refusals)
+    assert world.fake.count("GET /api/me") == 1
+    # The two hits got the very objects the miss stored: nothing was copied.
+    assert seen[1][0] is seen[0][0] and seen[2][0] is seen[0][0]
+    assert seen[1][1] is seen[0][1]
+    assert isinstance(seen[0][0], dict) and isinstance(seen[0][1], list)
+    assert json.loads(json.dumps(seen[0][0]))["email"] == "alice@example.com"
+
+
+def test_an_entry_for_me_and_two_workspaces_weighs_what_docs_performance_says() -> None:
+    # The marginal memory of 200 entries, each a distinct user of the same shape, measured by tracemalloc.
+    me = {
+        "_id": "6b49d20048ce12c0509e82f3", "tenant": "0", "username": "alice", "email": "alice@example.com",
+        "phone": "+100", "name": "Alice Liddell", "firstName": "Alice", "lastName": "Liddell",
+        "fullName": "Alice Liddell", "roles": ["user"], "metadata": {},
+        "workspace": {"_id": "6b49d200d528289d119e82f6", "name": "Acme%20%26%20Co", "roles": ["admin", "user"],
+                      "labels": ["retail"]},
+    }  # fmt: skip
+    member = {"user": me["_id"], "roles": ["user"], "created": "2027-01-15T08:00:00.000Z"}
+    workspaces = [
+        {"_id": "6b49d200d528289d119e82f6", "name": "Acme & Co", "tenant": "0", "isPrivilegedUser": True,
+         "members": [{**member, "roles": ["admin", "user"], "_id": "6b49d200134299940e9e82f7"}]},
+        {"_id": "6b49d2001a6375826c9e82f9", "name": "Globex", "logo": "https://img.test/globex.png", "tenant": "0",
+         "isPrivilegedUser": False, "members": [{**member, "_id": "6b49d20064c13cdc849e82fa"}]},
+    ]  # fmt: skip
+    as_json = json.dumps([me, workspaces])
+    # Each entry decodes its own JSON, as each lookup does.
+    texts = [as_json.replace("82f3", f"{n:04x}").replace("alice", f"u{n:04x}") for n in range(200)]
+
+    def per_entry(freeze: Callable[[Any, Dict[str, str]], Any]) -> float:
+        cache = IdentityCache[Any](60, 1000, wall_clock=lambda: 0.0)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for n, text in enumerate(texts):
+                user, spaces = json.loads(text)
+                strings: Dict[str, str] = {}
+                value = (freeze(user, strings), freeze(spaces, strings))
+                cache._store(cache._key(f"token-{n}", "token"), f"token-{n}", value)
+            return (tracemalloc.get_traced_memory()[0] - before) / len(texts)
+        finally:
+            tracemalloc.stop()
+
+    plain = per_entry(lambda value, strings: value)
+    stored = per_entry(read_only)
+    # docs/performance.md: about 3.5 KB an entry, against 5.5 KB for the JSON as decoded.
+    assert stored < 3700 and stored < 0.7 * plain, (stored, plain)
 
 
 async def test_one_credential_of_two_kinds_is_two_entries() -> None:

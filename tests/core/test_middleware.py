@@ -225,3 +225,58 @@ async def test_without_the_denial_extension_a_websocket_is_closed_1008_with_the_
 
     await app(scope, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": reason}]
+
+
+def test_lifespan_startup_builds_the_sdk_prototype_then_freezes_the_heap(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import qelos_integrator_fastapi._sdk as sdk_module
+
+    monkeypatch.setattr(sdk_module, "_prototype", None)  # as in a fresh worker
+    gc.unfreeze()
+    world = make_world()
+    app = fastapi_app(config_for(world.fake))
+    built_before_startup = sdk_module._prototype is not None
+    with TestClient(app, backend=backend):
+        # Startup is over and no request has run: the prototype exists and is out of the collector's way.
+        assert sdk_module._prototype is not None
+        assert gc.get_freeze_count() > 0
+        prototype = sdk_module._prototype[0]
+        assert not any(gc.is_tracked(o) and o is prototype for o in gc.get_objects())
+    assert not built_before_startup
+    gc.unfreeze()
+
+
+@pytest.mark.anyio
+async def test_a_request_without_credential_headers_reads_nothing_and_rewrites_no_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import qelos_integrator_fastapi._backend as backend_module
+    from qelos_integrator_fastapi._cookies import CookieBuffer
+
+    calls: List[str] = []
+    authenticate = backend_module.QelosAuthBackend.authenticate
+    flush_into = CookieBuffer.flush_into
+
+    async def counted_authenticate(self: Any, conn: HTTPConnection) -> Any:
+        calls.append("authenticate")
+        return await authenticate(self, conn)
+
+    def counted_flush(self: CookieBuffer, headers: Any) -> None:
+        calls.append("flush_into")
+        flush_into(self, headers)
+
+    monkeypatch.setattr(backend_module.QelosAuthBackend, "authenticate", counted_authenticate)
+    monkeypatch.setattr(CookieBuffer, "flush_into", counted_flush)
+    world = make_world()
+    app = fastapi_app(config_for(world.fake))
+    async with client(app) as http:
+        anonymous = await http.get("/whoami")
+        assert anonymous.json() == {"authenticated": False, "name": "", "scopes": []}
+        assert calls == []
+        # A cookie header, even one carrying no credential, takes the full path.
+        assert (await http.get("/whoami", headers={"cookie": "theme=dark"})).json()["authenticated"] is False
+        assert calls == ["authenticate"]
+    assert len(world.fake.requests) == 0
