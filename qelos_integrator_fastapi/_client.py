@@ -14,7 +14,7 @@ import httpx
 
 from . import _log_redaction
 from ._config import QelosConfig
-from ._credentials import TokenPair, upstream_headers
+from ._credentials import TokenPair, is_token_text, upstream_headers
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable
 
 logger = logging.getLogger("qelos_integrator_fastapi")
@@ -22,6 +22,8 @@ _log_redaction.install()
 
 # Statuses meaning "Qelos refused this credential": the caller is anonymous, never a 503.
 _REJECTED = (401, 403)
+# A body nested deeper than the parser's recursion limit raises RecursionError, not ValueError.
+_NOT_JSON = (ValueError, RecursionError)
 
 
 @dataclass
@@ -181,7 +183,7 @@ class QelosClient:
             return Reply(None, set_cookies)
         try:
             return Reply(json.loads(response.content), set_cookies)
-        except ValueError as exc:
+        except _NOT_JSON as exc:
             raise QelosUnavailable(f"{method} {path} answered 200 with a body that is not JSON") from exc
 
 
@@ -201,7 +203,8 @@ def token_pair(payload: Any, what: str) -> TokenPair:
     """The oauth pair in a Qelos ``payload`` (refresh, oauth sign-in); QelosUnavailable if incomplete."""
     token = payload.get("token") if isinstance(payload, dict) else None
     new_refresh = payload.get("refreshToken") if isinstance(payload, dict) else None
-    if not isinstance(token, str) or not token or not isinstance(new_refresh, str) or not new_refresh:
+    # A token that could not travel back as a cookie or a Bearer header is no token.
+    if not all(isinstance(value, str) and is_token_text(value) for value in (token, new_refresh)):
         raise QelosUnavailable(f"{what} answered 200 without payload.token/refreshToken")
     return TokenPair(token, new_refresh)
 
@@ -209,7 +212,7 @@ def token_pair(payload: Any, what: str) -> TokenPair:
 def _hint(response: httpx.Response) -> str:
     try:
         message = response.json().get("message")
-    except (ValueError, AttributeError):
+    except (*_NOT_JSON, AttributeError):
         return ""
     if isinstance(message, str) and message.startswith("no website for host"):
         return " (no website for host: app_url must be the tenant's own domain, not an IP address)"
