@@ -163,12 +163,20 @@ class QelosClient:
         body: bool = True,
     ) -> Reply:
         limit = self._config.deadline if timeout is None else timeout
+        cap = self._config.max_upstream_body
         try:
-            # httpx's own timeouts do not bind every transport (in-process ones), so bound it here too.
+            # httpx's own timeouts do not bind every transport (in-process ones), so bound it here too;
+            # the bound covers reading the body, which is streamed so that no more than `cap` is held.
             with anyio.fail_after(limit):
-                response = await self.http.request(
+                request = self.http.build_request(
                     method, path, headers=dict(headers), json=payload, params=params, **_longer(timeout)
                 )
+                response = await self.http.send(request, stream=True)
+                try:
+                    # Read even when unused (a 401, a logout): a fully read answer frees its connection for reuse.
+                    content = await _read_capped(response, cap)
+                finally:
+                    await response.aclose()
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise QelosUnavailable(f"{method} {path} timed out after {limit}s") from exc
         except (httpx.HTTPError, OSError) as exc:
@@ -177,14 +185,36 @@ class QelosClient:
         if response.status_code in rejected:
             raise QelosUnauthorized(f"{method} {path} answered {response.status_code}")
         if response.status_code != 200:
-            hint = _hint(response)
-            raise QelosUnavailable(f"{method} {path} answered {response.status_code}{hint}")
+            raise QelosUnavailable(f"{method} {path} answered {response.status_code}{_hint(content)}")
         if not body:
             return Reply(None, set_cookies)
+        if content is None:
+            raise QelosUnavailable(
+                f"{method} {path} answered 200 with a body over {cap} bytes (QelosConfig.max_upstream_body)"
+            )
         try:
-            return Reply(json.loads(response.content), set_cookies)
+            return Reply(json.loads(content), set_cookies)
         except _NOT_JSON as exc:
             raise QelosUnavailable(f"{method} {path} answered 200 with a body that is not JSON") from exc
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> Optional[bytes]:
+    """The (decoded) body of a streamed response, or None once it exceeds ``cap`` bytes; the rest is never read."""
+    declared = response.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > cap):
+        return None
+    chunks: List[bytes] = []
+    total = 0
+    # Past the cap, cancel rather than break: the cancellation lands on the stream's innermost read and
+    # unwinds the async generators under aiter_bytes, which an early break would leave unclosed.
+    with anyio.CancelScope() as scope:
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > cap:
+                scope.cancel()
+            else:
+                chunks.append(chunk)
+    return None if total > cap else b"".join(chunks)
 
 
 def _longer(timeout: Optional[float]) -> Dict[str, Any]:
@@ -209,9 +239,11 @@ def token_pair(payload: Any, what: str) -> TokenPair:
     return TokenPair(token, new_refresh)
 
 
-def _hint(response: httpx.Response) -> str:
+def _hint(content: Optional[bytes]) -> str:
+    if not content:
+        return ""
     try:
-        message = response.json().get("message")
+        message = json.loads(content).get("message")
     except (*_NOT_JSON, AttributeError):
         return ""
     if isinstance(message, str) and message.startswith("no website for host"):
