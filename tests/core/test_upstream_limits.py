@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from typing import Any, AsyncIterator, Dict, Optional
 
 import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError, QelosIntegratorMiddleware, create_qelos_auth_routes
 from qelos_integrator_fastapi.testing import FakeQelos
@@ -203,3 +207,51 @@ def test_the_default_cap_is_4_mib_and_must_be_a_positive_integer() -> None:
     for bad in (0, -1, True, 1.5, "1"):
         with pytest.raises(QelosConfigError, match="max_upstream_body"):
             QelosConfig(app_url="https://qelos.example.com", max_upstream_body=bad)
+
+
+# --- time: the request SDK's reads are bounded by the same deadline as the middleware's calls -----------------
+
+TIMEOUT = 0.5
+DRIBBLE = 0.1  # seconds between two bytes
+
+
+def sdk_app(cfg: QelosConfig) -> Starlette:
+    async def products(request: Request) -> JSONResponse:
+        sdk = request.state.qelos.sdk  # the first build in a process takes a while: not part of the call
+        if "build-only" in request.query_params:
+            return JSONResponse({})
+        started = anyio.current_time()
+        error: Optional[str] = None
+        try:
+            await sdk.entities("products").get_list()
+        except Exception as exc:
+            error = type(exc).__name__
+        return JSONResponse({"error": error, "seconds": anyio.current_time() - started})
+
+    app = Starlette(routes=[Route("/products", products)])
+    app.add_middleware(QelosIntegratorMiddleware, config=cfg)
+    return app
+
+
+async def test_an_sdk_call_whose_body_dribbles_fails_within_the_timeout() -> None:
+    world = make_world()
+    body = Lazy(10_000, chunk=1, pause=DRIBBLE)  # 1,000 s if read to the end
+    transport = Hostile(world.fake, "/api/blueprints/products/entities", body)
+    cfg = QelosConfig(app_url=world.fake.url, transport=transport, timeout=TIMEOUT)
+    async with client(sdk_app(cfg)) as http:
+        await http.get("/products?build-only", headers=bearer(world))
+        with anyio.fail_after(6 * TIMEOUT):  # unbounded, the call would take 1,000 s
+            response = await http.get("/products", headers=bearer(world))
+    assert response.json()["error"] == "ReadTimeout"
+    assert response.json()["seconds"] < 3 * TIMEOUT
+    # The read stopped at the deadline: about TIMEOUT / DRIBBLE bytes were taken, not the 10,000 on offer.
+    assert body.delivered <= TIMEOUT / DRIBBLE + 2
+
+
+async def test_an_sdk_call_with_a_prompt_body_still_answers(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    world = make_world()
+    cfg = QelosConfig(app_url=world.fake.url, transport=world.fake.transport, timeout=TIMEOUT)
+    async with client(sdk_app(cfg)) as http:
+        response = await http.get("/products", headers=bearer(world))
+    assert response.json()["error"] is None
