@@ -50,6 +50,8 @@ class QelosClient:
 
     def __init__(self, config: QelosConfig) -> None:
         self._config = config
+        if config.api_token:
+            _log_redaction.add_secret(config.api_token)
         self._http: Optional[httpx.AsyncClient] = None
         self._transport: Optional[httpx.AsyncBaseTransport] = None
         self._loop: object = None
