@@ -20,6 +20,10 @@ _FAMILIES = ("httpx", "httpcore", "httpx2", "httpcore2")
 _CHILDREN = ("connection", "connection_pool", "http11", "http2", "proxy", "socks")
 LOGGERS = (
     "qelos_integrator_fastapi",
+    # The app server's access log prints the query string of /auth/callback?rt=<refresh token>.
+    "uvicorn.access",
+    "gunicorn.access",
+    "hypercorn.access",
     *_FAMILIES,
     *(f"{family}.{child}" for family in _FAMILIES if family.startswith("httpcore") for child in _CHILDREN),
 )
@@ -64,6 +68,10 @@ def add_secret(secret: str) -> None:
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        # Arguments are masked one by one first, so that formatters that read them keep their shape
+        # (uvicorn's access formatter unpacks five); the formatted message is the final check.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
         try:
             message = record.getMessage()
         except Exception:
@@ -76,6 +84,14 @@ class RedactSecrets(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+def _masked(arg: object) -> object:
+    if arg is None or isinstance(arg, (int, float)):
+        return arg
+    text = str(arg)
+    masked = redact(text)
+    return arg if masked == text else masked
 
 
 def install() -> None:

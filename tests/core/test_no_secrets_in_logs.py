@@ -179,7 +179,11 @@ async def test_no_secret_reaches_any_log_record(qelos: LoopbackQelos, captured: 
     assert any("set-cookie" in r.getMessage().lower() for r in ours), "and its response-header records"
     assert any(r.name == "httpx" and "/api/auth/callback" in r.getMessage() for r in ours)
     assert len(secrets) >= 12
-    texts = [text for record, text in zip(captured.records, captured.texts) if record.thread != qelos.thread.ident]
+    texts = [
+        text
+        for record, text in zip(captured.records, captured.texts, strict=True)
+        if record.thread != qelos.thread.ident
+    ]
     # What precedes each leak, never the secret itself (this assertion's message is a log too).
     leaks = [text[: text.index(secret)][-160:] for secret in secrets for text in texts if secret in text]
     assert leaks == []
@@ -196,6 +200,26 @@ def test_a_configured_api_token_is_masked_in_any_message(captured: Everything) -
     assert len(captured.texts) == 2
     assert not [text for text in captured.texts if token in text]
     assert "an upstream message quoting [redacted]" in captured.texts[0]
+
+
+def test_the_app_servers_access_log_keeps_its_shape_without_the_callbacks_refresh_token() -> None:
+    from uvicorn.logging import AccessFormatter
+
+    rt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLXRoZS1ydA"
+    access = logging.getLogger("uvicorn.access")  # uvicorn's own config stops it propagating to the root
+    handler = Everything()
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/auth/callback?rt={rt}&s=1", "1.1", 303)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    (record,) = handler.records
+    line = AccessFormatter("%(message)s", use_colors=False).format(record)  # unpacks the five arguments
+    assert line == '127.0.0.1:5000 - "GET /auth/callback?rt=***&s=1 HTTP/1.1" 303'
+    assert rt not in handler.texts[0]
 
 
 def test_every_library_logger_has_the_filter() -> None:
