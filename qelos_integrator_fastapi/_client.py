@@ -102,8 +102,10 @@ class QelosClient:
             tg.start_soon(call, "me", self.me)
             tg.start_soon(call, "workspaces", self.workspaces)
         me, workspaces = replies["me"], replies["workspaces"]
-        set_cookies = [c for reply in (me, workspaces) if isinstance(reply, Reply) for c in reply.set_cookies]
+        set_cookies = [c for reply in (me, workspaces) for c in reply.set_cookies]
         if isinstance(me, QelosError):
+            # A rotation Qelos made in either answer is real even though the user did not resolve.
+            me.set_cookies = set_cookies
             raise me
         if isinstance(workspaces, QelosError):
             logger.warning("the Qelos user resolved but the workspace list did not (%s); workspaces is []", workspaces)
@@ -113,14 +115,16 @@ class QelosClient:
     async def me(self, headers: Mapping[str, str]) -> Reply:
         reply = await self._call("GET", "/api/me", headers)
         if not isinstance(reply.body, dict) or not isinstance(reply.body.get("_id"), str):
-            raise QelosUnavailable("GET /api/me answered 200 without a user object")
+            raise _with(QelosUnavailable("GET /api/me answered 200 without a user object"), reply.set_cookies)
         return reply
 
     async def workspaces(self, headers: Mapping[str, str]) -> Reply:
         reply = await self._call("GET", "/api/workspaces", headers)
         body = reply.body
         if not isinstance(body, list) or not all(isinstance(w, dict) and isinstance(w.get("_id"), str) for w in body):
-            raise QelosUnavailable("GET /api/workspaces answered 200 without a list of workspaces")
+            raise _with(
+                QelosUnavailable("GET /api/workspaces answered 200 without a list of workspaces"), reply.set_cookies
+            )
         return reply
 
     async def refresh(self, refresh_token: str, *, rejected: Tuple[int, ...] = _REJECTED) -> TokenPair:
@@ -185,19 +189,20 @@ class QelosClient:
             raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}") from exc
         set_cookies = response.headers.get_list("set-cookie")
         if response.status_code in rejected:
-            raise QelosUnauthorized(f"{method} {path} answered {response.status_code}")
+            raise _with(QelosUnauthorized(f"{method} {path} answered {response.status_code}"), set_cookies)
         if response.status_code != 200:
-            raise QelosUnavailable(f"{method} {path} answered {response.status_code}{_hint(content)}")
+            what = f"{method} {path} answered {response.status_code}{_hint(content)}"
+            raise _with(QelosUnavailable(what), set_cookies)
         if not body:
             return Reply(None, set_cookies)
         if content is None:
-            raise QelosUnavailable(
-                f"{method} {path} answered 200 with a body over {cap} bytes (QelosConfig.max_upstream_body)"
-            )
+            what = f"{method} {path} answered 200 with a body over {cap} bytes (QelosConfig.max_upstream_body)"
+            raise _with(QelosUnavailable(what), set_cookies)
         try:
             return Reply(json.loads(content), set_cookies)
         except _NOT_JSON as exc:
-            raise QelosUnavailable(f"{method} {path} answered 200 with a body that is not JSON") from exc
+            what = f"{method} {path} answered 200 with a body that is not JSON"
+            raise _with(QelosUnavailable(what), set_cookies) from exc
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> Optional[bytes]:
@@ -217,6 +222,11 @@ async def _read_capped(response: httpx.Response, cap: int) -> Optional[bytes]:
             else:
                 chunks.append(chunk)
     return None if total > cap else b"".join(chunks)
+
+
+def _with(error: QelosError, set_cookies: List[str]) -> QelosError:
+    error.set_cookies = set_cookies
+    return error
 
 
 def _longer(timeout: Optional[float]) -> Dict[str, Any]:

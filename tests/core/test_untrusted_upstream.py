@@ -349,3 +349,45 @@ async def test_no_upstream_answer_makes_a_500(
         )
     for header in response.headers.get_list("set-cookie"):
         header.encode("ascii")
+
+
+# --- a rotation Qelos made survives the answer that failed ---------------------------------------------------
+
+
+class MeFails(httpx.AsyncBaseTransport):
+    """/api/me answers 500: without reaching the fake (so the sibling /api/workspaces is the call that rotates
+    the session cookie), or after the fake answered it, rotating the cookie in that very answer."""
+
+    def __init__(self, world: World, *, through_fake: bool) -> None:
+        self._fake = world.fake.transport
+        self._through_fake = through_fake
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/api/me":
+            return await self._fake.handle_async_request(request)
+        kept: RawHeaders = []
+        if self._through_fake:
+            response = await self._fake.handle_async_request(request)
+            await response.aread()
+            kept = [(k, v) for k, v in response.headers.raw if k.lower() == b"set-cookie"]
+        return httpx.Response(500, headers=kept, content=NESTED)
+
+
+@pytest.mark.parametrize("through_fake", [False, True], ids=["rotated-by-workspaces", "rotated-by-me"])
+async def test_a_rotation_in_a_failed_identity_call_still_reaches_the_browser(through_fake: bool) -> None:
+    world = make_world(cookie_rotation_after=60.0)
+    cookie = world.fake.issue_session_cookie(world.alice)
+    world.fake.clock.advance(61)
+    transport = MeFails(world, through_fake=through_fake)
+    async with client(fastapi_app(config(world, transport))) as http:
+        failed = await http.get("/me", headers=session(world.fake, cookie))
+    assert failed.json()["error"] == UNAVAILABLE
+    name = world.fake.session_cookie_name
+    relayed = [h for h in failed.headers.get_list("set-cookie") if h.startswith(f"{name}=")]
+    assert len(relayed) == 1
+    rotated = relayed[0].split(";", 1)[0].partition("=")[2]
+    assert rotated and rotated != cookie
+    # The old cookie is spent at Qelos (it rotates a cookie once): the relayed one carries the session on.
+    async with client(fastapi_app(config(world, world.fake.transport))) as http:
+        after = await http.get("/me", headers=session(world.fake, rotated))
+    assert after.json()["user"]["username"] == "alice"
