@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Set
+from typing import FrozenSet
 
 MASK = "[redacted]"
 
@@ -48,7 +48,8 @@ _PATTERNS = (
 )
 
 _lock = threading.Lock()
-_known: Set[str] = set()
+# Replaced, never mutated: a filter iterating it in one thread never sees it change size.
+_known: FrozenSet[str] = frozenset()
 
 
 def redact(text: str) -> str:
@@ -62,8 +63,9 @@ def redact(text: str) -> str:
 
 def add_secret(secret: str) -> None:
     """A configured secret (an API token) that is masked wherever it appears, whatever its format."""
+    global _known
     with _lock:
-        _known.add(secret)
+        _known = _known | {secret}
 
 
 class RedactSecrets(logging.Filter):
