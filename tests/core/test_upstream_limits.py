@@ -2,27 +2,32 @@
 
 A hostile upstream here is FakeQelos with one path answered by a lazy stream that counts the bytes it hands
 out: that count is the deterministic proxy for memory (what was never read was never held) and for time.
+The last tests repeat the two worst cases over a real socket, against uvicorn on loopback.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import logging
-from typing import Any, AsyncIterator, Dict, Optional
+import socket
+import threading
+import time
+from typing import Any, AsyncIterator, Dict, Iterator, Optional
 
 import anyio
 import httpx
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError, QelosIntegratorMiddleware, create_qelos_auth_routes
 from qelos_integrator_fastapi.testing import FakeQelos
 
-from ..support import World, client, cookie_header, fastapi_app, make_world, session
+from ..support import World, client, cookie_header, fastapi_app, find_middleware, make_world, session
 
 pytestmark = pytest.mark.anyio
 
@@ -248,10 +253,104 @@ async def test_an_sdk_call_whose_body_dribbles_fails_within_the_timeout() -> Non
     assert body.delivered <= TIMEOUT / DRIBBLE + 2
 
 
-async def test_an_sdk_call_with_a_prompt_body_still_answers(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
+async def test_an_sdk_call_with_a_prompt_body_still_answers() -> None:
     world = make_world()
     cfg = QelosConfig(app_url=world.fake.url, transport=world.fake.transport, timeout=TIMEOUT)
     async with client(sdk_app(cfg)) as http:
         response = await http.get("/products", headers=bearer(world))
     assert response.json()["error"] is None
+
+
+# --- the same over a real socket: a hostile upstream behind uvicorn on loopback ---------------------------------
+
+
+class LoopbackHostile:
+    """FakeQelos behind uvicorn, except where ``mode`` says otherwise; counts the bytes it produced."""
+
+    def __init__(self, fake: FakeQelos) -> None:
+        self.fake = fake
+        self.mode: Dict[str, str] = {}
+        self.produced: Dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        kind = self.mode.get(path)
+        if kind is None:
+            await self.fake(scope, receive, send)
+            return
+        self.produced[path] = 0
+
+        request = Request(scope, receive)
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(200 * MiB // CHUNK if kind == "huge" else 10_000):
+                # uvicorn drops what is sent after the client hung up: stop producing then, as a server would.
+                if await request.is_disconnected():
+                    return
+                if kind == "dribble":
+                    await anyio.sleep(DRIBBLE)
+                data = b" " * (CHUNK if kind == "huge" else 1)
+                self.produced[path] += len(data)
+                yield data
+
+        await StreamingResponse(body(), media_type="application/json")(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[LoopbackHostile]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    fake = make_world(url=f"http://127.0.0.1:{listener.getsockname()[1]}").fake
+    hostile = LoopbackHostile(fake)
+    server = uvicorn.Server(uvicorn.Config(hostile, log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    try:
+        yield hostile
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
+
+
+def loopback_bearer(fake: FakeQelos) -> Dict[str, str]:
+    alice = fake.user("alice")
+    return {"authorization": f"Bearer {fake.issue_tokens(alice, workspace=fake.workspace('Acme & Co')).access_token}"}
+
+
+async def test_a_200_mb_body_over_a_real_socket_is_read_only_to_about_the_cap(loopback: LoopbackHostile) -> None:
+    loopback.mode = {"/api/me": "huge"}
+    cfg = QelosConfig(app_url=loopback.fake.url, max_upstream_body=CAP, require_auth=True)
+    app = fastapi_app(cfg)
+    try:
+        async with client(app) as http:
+            response = await http.get("/me", headers=loopback_bearer(loopback.fake))
+    finally:
+        loopback.mode = {}
+        await find_middleware(app).aclose()
+    assert response.status_code == 503
+    # The server produces what the socket buffers take before the client stops reading and hangs up:
+    # a few MiB on loopback, where reading to the end would have been 200 MiB.
+    assert loopback.produced["/api/me"] < 32 * MiB, f"{loopback.produced['/api/me']:,} bytes produced"
+
+
+async def test_an_sdk_call_over_a_real_socket_whose_body_dribbles_fails_within_the_timeout(
+    loopback: LoopbackHostile,
+) -> None:
+    loopback.mode = {"/api/blueprints/products/entities": "dribble"}
+    app = sdk_app(QelosConfig(app_url=loopback.fake.url, timeout=TIMEOUT))
+    try:
+        async with client(app) as http:
+            await http.get("/products?build-only", headers=loopback_bearer(loopback.fake))
+            with anyio.fail_after(6 * TIMEOUT):  # unbounded, the call would take 1,000 s
+                response = await http.get("/products", headers=loopback_bearer(loopback.fake))
+    finally:
+        loopback.mode = {}
+        await find_middleware(app).aclose()
+    assert response.json()["error"] == "ReadTimeout"
+    assert response.json()["seconds"] < 3 * TIMEOUT
+    assert loopback.produced["/api/blueprints/products/entities"] <= TIMEOUT / DRIBBLE + 2
