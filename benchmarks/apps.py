@@ -119,7 +119,10 @@ def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAP
 def fault_soak(*, require_auth: bool = False, api_token: Optional[str] = None) -> FastAPI:
     app = FastAPI()
     timeout = float(os.environ.get("QELOS_TIMEOUT", "0.5"))
-    config = QelosConfig(app_url=APP_URL, require_auth=require_auth, api_token=api_token, timeout=timeout)
+    cap = int(os.environ.get("QELOS_MAX_UPSTREAM_BODY", str(4 * 1024 * 1024)))
+    config = QelosConfig(
+        app_url=APP_URL, require_auth=require_auth, api_token=api_token, timeout=timeout, max_upstream_body=cap
+    )
     app.add_middleware(QelosIntegratorMiddleware, config=config)
 
     @app.get("/optional")
@@ -137,7 +140,8 @@ def fault_soak(*, require_auth: bool = False, api_token: Optional[str] = None) -
         try:
             workspaces = await qelos.sdk.workspaces.get_list()
             notes = await qelos.sdk.entities("notes").get_list()
-        except (QelosAPIError, httpx.HTTPError, ValueError) as exc:
+        # RecursionError: qelos-sdk's response.json() on a body nested deeper than the parser allows.
+        except (QelosAPIError, httpx.HTTPError, ValueError, RecursionError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:120]
             detail = {"code": "QELOS_UNAVAILABLE", "sdk_error": reason}
             raise HTTPException(status_code=503, detail=detail, headers={"Retry-After": "5"}) from None

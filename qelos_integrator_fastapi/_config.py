@@ -89,6 +89,10 @@ class QelosConfig:
     identity_cache_size: int = 10_000
     # Longest credential accepted from a client, in characters; longer ones are never sent upstream.
     max_credential_length: int = 8192
+    # Largest body read from a Qelos answer the middleware and the auth router parse themselves, in
+    # bytes (counted while streaming; the rest is never read). 4 MiB is about a thousand times a
+    # /api/me answer and holds a workspace list of ~10,000 memberships.
+    max_upstream_body: int = 4 * 1024 * 1024
     # Connection pool of the one httpx client shared by every request: httpx.Limits, or the
     # max_connections shorthand, which keeps min(max_connections, 20) idle connections alive.
     limits: Optional[httpx.Limits] = field(default=None, compare=False)
@@ -137,7 +141,7 @@ class QelosConfig:
                 f"refresh_timeout ({self.refresh_timeout}s) must be at least timeout ({self.deadline}s): a refresh "
                 "abandoned early may still spend the caller's single-use refresh token"
             )
-        for name in ("identity_cache_size", "max_credential_length", "max_connections"):
+        for name in ("identity_cache_size", "max_credential_length", "max_upstream_body", "max_connections"):
             value = getattr(self, name)
             if name == "max_connections" and value is None:
                 continue

@@ -249,7 +249,13 @@ class QelosRequestContext:
 
     async def _fetch(self) -> CachedIdentity:
         assert self._services is not None
-        identity: Identity = await self._services.client.identify(self.upstream_headers())
+        try:
+            identity: Identity = await self._services.client.identify(self.upstream_headers())
+        except QelosError as exc:
+            # Qelos may rotate the session cookie in an answer that failed, or in the sibling call that did
+            # not: the old cookie is spent either way, so the browser needs the new one.
+            self.relay(list(exc.set_cookies))
+            raise
         self.relay(identity.set_cookies)
         strings: Dict[str, str] = {}
         return read_only(identity.user, strings), read_only(identity.workspaces, strings)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
@@ -11,6 +12,12 @@ from ._config import QelosConfig
 from ._credentials import unverified_claims
 
 logger = logging.getLogger("qelos_integrator_fastapi")
+
+# RFC 6265 cookie-octets: anything else (non-ASCII, quotes, spaces) cannot be written back as a header.
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+# ASCII digits only: str.isdigit() accepts "²" and other scripts' digits, which int() refuses or a browser never reads.
+_MAX_AGE = re.compile(r"-?[0-9]{1,10}")
+_EXPIRES = re.compile(r"[\x20-\x7e]{1,64}")
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -120,11 +127,23 @@ class RelayedCookie:
         self.attributes = attributes
 
     @property
-    def is_deletion(self) -> bool:
+    def max_age(self) -> Optional[int]:
         for key, val in self.attributes:
-            if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
-                return int(val) <= 0
-        return self.value == ""
+            if key == "max-age" and val is not None and _MAX_AGE.fullmatch(val):
+                return int(val)
+        return None
+
+    @property
+    def expires(self) -> Optional[str]:
+        for key, val in self.attributes:
+            if key == "expires" and val and _EXPIRES.fullmatch(val):
+                return val
+        return None
+
+    @property
+    def is_deletion(self) -> bool:
+        max_age = self.max_age
+        return max_age <= 0 if max_age is not None else self.value == ""
 
     def __repr__(self) -> str:
         return f"RelayedCookie(name={self.name!r}, deletion={self.is_deletion})"
@@ -135,7 +154,7 @@ def parse_set_cookie(header: str) -> Optional[RelayedCookie]:
     first, *rest = header.split(";")
     name, sep, value = first.partition("=")
     name, value = name.strip(), value.strip()
-    if not sep or not name or any(c in name for c in ' \t,"\\') or not value.isprintable():
+    if not sep or not name or any(c in name for c in ' \t,"\\') or not _COOKIE_VALUE.fullmatch(value):
         return None
     attributes: List[Tuple[str, Optional[str]]] = []
     for part in rest:
@@ -157,13 +176,7 @@ def relay_to_app(
     reached the app over https (so plain-http development works). Lifetime attributes are kept, but
     never beyond the token's own lifetime (``exp - iat``).
     """
-    max_age: Optional[int] = None
-    expires: Optional[str] = None
-    for key, val in cookie.attributes:
-        if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
-            max_age = int(val)
-        elif key == "expires" and val:
-            expires = val
+    max_age, expires = cookie.max_age, cookie.expires
     if cookie.is_deletion:
         max_age, expires = 0, None
     else:

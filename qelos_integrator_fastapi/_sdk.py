@@ -96,12 +96,19 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
+        # The deadline covers the body too: qelos-sdk reads it after this returns, where nothing bounds
+        # the whole read (httpx's read timeout restarts with every byte of a dribbling answer).
         limit = self._deadline
         try:
             with anyio.fail_after(limit):
-                return await self._pool().handle_async_request(request)
+                response = await self._pool().handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except TimeoutError as exc:
             raise httpx.ReadTimeout(f"Qelos did not answer within {limit}s", request=request) from exc
+        return response
 
     async def aclose(self) -> None:
         """The pool belongs to the middleware; closing the request SDK must not close it."""

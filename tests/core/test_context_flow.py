@@ -24,7 +24,7 @@ from qelos_integrator_fastapi import (
     write_token_cookies,
 )
 
-from .helpers import World, client, config_for, cookie_header, fastapi_app, make_world
+from ..support import World, client, config_for, cookie_header, fastapi_app, make_world
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ def events_app(world: World, events: List[QelosEvent], **options: Any) -> FastAP
 
 async def test_a_resolved_token_caller_is_one_event_with_mode_path_and_user() -> None:
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     events: List[QelosEvent] = []
     async with client(events_app(world, events)) as http:
         await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
@@ -61,7 +61,7 @@ async def test_a_session_caller_is_reported_as_session_on_its_own_path() -> None
 async def test_a_rejected_credential_is_identity_anonymous_and_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, LOGGER)
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     world.fake.inject("GET /api/me", status=401, body={"message": "authorization token is not valid."})
     events: List[QelosEvent] = []
     async with client(events_app(world, events)) as http:
@@ -73,7 +73,7 @@ async def test_a_rejected_credential_is_identity_anonymous_and_a_debug_line(capl
 
 async def test_qelos_down_is_upstream_error_with_the_reason_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     world.fake.inject("GET /api/me", status=502, body={"message": "bad gateway"})
     events: List[QelosEvent] = []
     async with client(events_app(world, events)) as http:
@@ -87,7 +87,7 @@ async def test_qelos_down_is_upstream_error_with_the_reason_and_a_warning(caplog
 async def test_a_refresh_is_token_refreshed_then_resolved_and_an_info_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, LOGGER)
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     world.fake.clock.advance(ACCESS_TTL + 1)
     events: List[QelosEvent] = []
     async with client(events_app(world, events)) as http:
@@ -102,7 +102,7 @@ async def test_a_refresh_is_token_refreshed_then_resolved_and_an_info_line(caplo
 
 async def test_a_refused_refresh_token_is_refresh_rejected_then_anonymous() -> None:
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     world.fake.clock.advance(ACCESS_TTL + 1)
     events: List[QelosEvent] = []
     async with client(events_app(world, events)) as http:
@@ -119,7 +119,7 @@ async def test_a_refused_refresh_after_a_handlers_401_is_an_event_and_an_info_li
 ) -> None:
     caplog.set_level(logging.INFO, LOGGER)
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     events: List[QelosEvent] = []
     app = events_app(world, events)
 
@@ -146,7 +146,7 @@ async def test_a_refused_refresh_after_a_handlers_401_is_an_event_and_an_info_li
 async def test_a_handlers_401_without_a_refresh_token_tries_no_refresh(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, LOGGER)
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     events: List[QelosEvent] = []
     app = events_app(world, events)
 
@@ -172,7 +172,7 @@ async def test_an_ignored_credential_is_logged_with_method_path_and_reason_never
 ) -> None:
     caplog.set_level(logging.INFO, LOGGER)
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     async with client(fastapi_app(config_for(world.fake))) as http:
         bearer = ("authorization", f"Bearer {pair.access_token}")
         await http.get("/whoami", headers=[bearer, bearer])
@@ -232,9 +232,9 @@ async def test_activating_a_listed_workspace_takes_its_listed_entry_and_moves_th
 
 async def test_activating_an_unlisted_workspace_takes_qelos_answer() -> None:
     world = make_world()
-    # alice is a Qelos admin: she may activate a workspace she is no member of, so it is not in her list.
+    # root is a Qelos admin: he may activate a workspace he is no member of, so it is not in his list.
     initech = world.fake.add_workspace("Initech", members={world.bob: ["user"]})
-    session = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
+    session = world.fake.issue_session_cookie(world.root)
     async with client(activation_app(world)) as http:
         body = (await http.post(f"/activate/{initech.id}", headers=cookie_header(qlt_0=session))).json()
     assert body["workspace"] == body["answer"]
@@ -268,13 +268,13 @@ async def test_resolve_workspace_is_given_the_request_the_user_and_the_list() ->
     app = fastapi_app(config_for(world.fake), resolve_workspace=last_one)
     async with client(app) as http:
         body = (await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})).json()
-    assert seen == [("/me", "alice", ["Acme", "Globex"])]
+    assert seen == [("/me", "alice", ["Acme & Co", "Globex"])]
     assert body["workspace"]["_id"] == body["workspaces"][-1]
 
 
 async def test_an_on_token_refresh_hook_calls_qelos_through_the_requests_sdk_on_the_new_tokens() -> None:
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     world.fake.clock.advance(ACCESS_TTL + 1)
     listed: List[int] = []
 
@@ -302,7 +302,7 @@ async def test_an_on_token_refresh_hook_calls_qelos_through_the_requests_sdk_on_
 
 async def test_the_identity_cache_never_answers_a_session_cookie_from_a_bearer_with_the_same_value() -> None:
     world = make_world()
-    pair = world.fake.issue_tokens(world.alice)
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
     events: List[QelosEvent] = []
     async with client(events_app(world, events, identity_cache_ttl=60)) as http:
         await http.get("/me", headers={"Authorization": f"Bearer {pair.access_token}"})
@@ -375,4 +375,6 @@ async def test_the_context_repr_names_user_workspace_and_counts_without_a_token(
         "tokens=TokenPair(access_token=None, refresh_token=None), error=None)"
     )
     assert repr(QelosRequestContext()) == anonymous  # the constructor's defaults are an anonymous request's
-    assert QelosRequestContext().upstream_headers() == {}  # and it sends Qelos no credential
+    # It has no config, so no tenant: it refuses to build upstream headers rather than send none.
+    with pytest.raises(RuntimeError, match="built without the middleware"):
+        QelosRequestContext().upstream_headers()
