@@ -16,6 +16,7 @@ from . import _log_redaction
 from ._config import QelosConfig
 from ._credentials import TokenPair, is_token_text, upstream_headers
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable
+from ._pool import QelosPool
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 _log_redaction.install()
@@ -62,7 +63,7 @@ class QelosClient:
         loop = _current_loop()
         if self._http is None or self._http.is_closed or self._loop is not loop:
             # An httpx pool must not be shared across event loops (encode/httpx#2473).
-            self._transport = self._config.transport or httpx.AsyncHTTPTransport(limits=self._config.pool_limits)
+            self._transport = self._config.transport or QelosPool(self._config.pool_limits)
             self._http = httpx.AsyncClient(
                 base_url=self._config.app_url,
                 timeout=self._config.http_timeout,
@@ -177,7 +178,9 @@ class QelosClient:
                 request = self.http.build_request(
                     method, path, headers=dict(headers), json=payload, params=params, **_longer(timeout)
                 )
-                response = await self.http.send(request, stream=True)
+                # The transport itself, not http.send: httpx's send ties each response to a stream that points
+                # back at it, a reference cycle per call that only the cyclic collector frees.
+                response = await self.transport.handle_async_request(request)
                 try:
                     # Read even when unused (a 401, a logout): a fully read answer frees its connection for reuse.
                     content = await _read_capped(response, cap)

@@ -106,8 +106,9 @@ def with_sdk_route(app: FastAPI) -> FastAPI:
         ("/me", True, {"identity_cache_ttl": 60}),
         ("/sdk", True, {"identity_cache_ttl": 60}),
         ("/sdk", False, {}),
+        ("/me", True, {}),
     ],
-    ids=["anonymous", "cache-hit", "cache-hit-sdk-touch", "anonymous-sdk-touch"],
+    ids=["anonymous", "cache-hit", "cache-hit-sdk-touch", "anonymous-sdk-touch", "uncached"],
 )
 async def test_a_thousand_requests_leave_no_cyclic_garbage(
     path: str, credential: bool, options: Dict[str, Any]

@@ -177,7 +177,10 @@ async def test_no_secret_reaches_any_log_record(qelos: LoopbackQelos, captured: 
     ours = [r for r in captured.records if r.thread != qelos.thread.ident]
     assert any(r.name.startswith("httpcore") for r in ours), "the capture must see httpcore's DEBUG records"
     assert any("set-cookie" in r.getMessage().lower() for r in ours), "and its response-header records"
-    assert any(r.name == "httpx" and "/api/auth/callback" in r.getMessage() for r in ours)
+    # httpx's INFO line per request comes from the request SDK's calls; the middleware's and the router's
+    # own calls (the rt-bearing /api/auth/callback among them) go to the pool directly and log none.
+    assert any(r.name == "httpx" and "/api/" in r.getMessage() for r in ours)
+    assert not any(r.name == "httpx" and "/api/auth/callback" in r.getMessage() for r in ours)
     assert len(secrets) >= 12
     texts = [
         text
