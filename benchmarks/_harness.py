@@ -239,6 +239,58 @@ async def drive(
     return result
 
 
+async def drive_raw(
+    url: str,
+    call: Call,
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+) -> LoadResult:
+    """Like drive, over raw asyncio streams with one prebuilt request: thousands of req/s on one core,
+    so that the app under test, not this generator, is the bottleneck (an httpx client tops out near 700)."""
+    host, port = url.removeprefix("http://").split(":")
+    head = "".join(f"{name}: {value}\r\n" for name, value in call.headers.items())
+    request = f"GET {call.path} HTTP/1.1\r\nhost: {host}:{port}\r\n{head}\r\n".encode()
+    result = LoadResult()
+    issued = 0
+    start = time.perf_counter()
+    deadline = start + max_seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while issued < max_requests and time.perf_counter() < deadline:
+                issued += 1
+                sent = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                if head.startswith(b"HTTP/1.1 200 "):
+                    result.latencies.append(time.perf_counter() - sent)
+                else:
+                    result.errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - start
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def load_client(base_url: str, concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0, trust_env=False)

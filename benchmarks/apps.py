@@ -2,8 +2,10 @@
 
 bare        FastAPI, GET /whoami returns a small JSON; no middleware, no upstream call.
 floor       FastAPI, no middleware; GET /whoami forwards the caller's Authorization to /api/me and
-            /api/workspaces concurrently over one pooled httpx.AsyncClient opened at startup.
-middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache.
+            /api/workspaces concurrently over one default httpx.AsyncClient opened at startup.
+floor2      the same two calls over one default httpx2.AsyncClient (httpx's maintained successor).
+middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache; GET /sdk also builds
+            the request SDK and sdk.entities("products") (no call).
 cached      the same with QelosConfig(identity_cache_ttl=60).
 soak        middleware, plus request-SDK routes GET /products (entities("products").get_list()) and
             GET /workspaces (workspaces.get_list()), GET /__sdk_url (the URL the entity manager would
@@ -46,13 +48,12 @@ def bare() -> FastAPI:
     return app
 
 
-def floor() -> FastAPI:
-    pool: Dict[str, httpx.AsyncClient] = {}
+def floor(library: Any = httpx) -> FastAPI:
+    pool: Dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-        async with httpx.AsyncClient(base_url=APP_URL, limits=limits, timeout=5.0, trust_env=False) as client:
+        async with library.AsyncClient(base_url=APP_URL, timeout=5.0, trust_env=False) as client:
             pool["qelos"] = client
             yield
 
@@ -81,6 +82,12 @@ def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAP
 
     @app.get("/whoami")
     async def whoami(request: Request) -> Dict[str, Any]:
+        user = request.user
+        return {"user": user.identity if user.is_authenticated else None}
+
+    @app.get("/sdk")
+    async def sdk(request: Request) -> Dict[str, Any]:
+        request.state.qelos.sdk.entities("products")
         user = request.user
         return {"user": user.identity if user.is_authenticated else None}
 
@@ -155,6 +162,10 @@ def build(name: str) -> FastAPI:
         return bare()
     if name == "floor":
         return floor()
+    if name == "floor2":
+        import httpx2
+
+        return floor(httpx2)
     if name == "middleware":
         return middleware()
     if name == "cached":
@@ -167,7 +178,7 @@ def build(name: str) -> FastAPI:
         return fault_soak(require_auth=True)
     if name == "fault_apikey":
         return fault_soak(api_token=os.environ["QELOS_API_TOKEN"])
-    names = "bare, floor, middleware, cached, soak, fault_open, fault_gated or fault_apikey"
+    names = "bare, floor, floor2, middleware, cached, soak, fault_open, fault_gated or fault_apikey"
     raise SystemExit(f"BENCH_APP must be {names}; got {name!r}")
 
 
