@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
@@ -13,6 +14,9 @@ from ._credentials import unverified_claims
 logger = logging.getLogger("qelos_integrator_fastapi")
 
 SameSite = Literal["lax", "strict", "none"]
+
+# A Max-Age a browser honours (RFC 6265 5.2.2): ASCII digits, optionally negative; any other value is ignored.
+_DELTA_SECONDS = re.compile(r"-?[0-9]+")
 
 
 class CookieBuffer:
@@ -120,11 +124,18 @@ class RelayedCookie:
         self.attributes = attributes
 
     @property
-    def is_deletion(self) -> bool:
+    def max_age(self) -> Optional[int]:
+        """The Max-Age a browser honours: the last well-formed one (RFC 6265 5.3, step 11)."""
+        found: Optional[int] = None
         for key, val in self.attributes:
-            if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
-                return int(val) <= 0
-        return self.value == ""
+            if key == "max-age" and val is not None and _DELTA_SECONDS.fullmatch(val):
+                found = int(val)
+        return found
+
+    @property
+    def is_deletion(self) -> bool:
+        max_age = self.max_age
+        return self.value == "" if max_age is None else max_age <= 0
 
     def __repr__(self) -> str:
         return f"RelayedCookie(name={self.name!r}, deletion={self.is_deletion})"
@@ -156,12 +167,10 @@ def relay_to_app(
     the configured path, ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` exactly when the request
     reached the app over https (so plain-http development works). Lifetime attributes are kept.
     """
-    max_age: Optional[int] = None
+    max_age = cookie.max_age
     expires: Optional[str] = None
     for key, val in cookie.attributes:
-        if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
-            max_age = int(val)
-        elif key == "expires" and val:
+        if key == "expires" and val:
             expires = val
     if cookie.is_deletion:
         max_age, expires = 0, None

@@ -61,6 +61,8 @@ def app_with_logout(world: World, rewrite: Rewrite) -> FastAPI:
         None,  # FakeQelos's own: an empty value with Max-Age=-1 and a past Expires
         "qlt_0=deleted; Max-Age=0; Path=/api; HttpOnly",
         "qlt_0=; Path=/api; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly",
+        "qlt_0=deleted; Max-Age=-1; Path=/api",  # a negative Max-Age deletes whatever the value
+        "qlt_0=deleted; Max-Age=2592000; Path=/api; Max-Age=0",  # a browser honours the last Max-Age
     ],
 )
 async def test_a_session_cleared_by_qelos_is_cleared_in_the_browser_and_never_sent_again(cleared: Any) -> None:
@@ -106,6 +108,55 @@ async def test_only_well_formed_session_cookies_are_relayed(extra: str) -> None:
             assert page.json()["user"]["_id"] == world.bob.id
             assert set_cookie_headers(page) == []
     assert {r.headers.get("cookie") for r in world.fake.requests} == {f"qlt_0={cookie}"}
+
+
+def app_calling_qelos_again(world: World, rewrite: Rewrite) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(
+        QelosIntegratorMiddleware, config=config_for(world.fake, transport=Rewriting(world.fake, rewrite))
+    )
+
+    @app.get("/again")
+    async def again(request: Request) -> Dict[str, Any]:
+        user = await request.state.qelos.sdk.authentication.get_logged_in_user()
+        return {"user": user["username"]}
+
+    return app
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("attributes", "max_age"),
+    [
+        ("Max-Age=0; Max-Age=2592000", "2592000"),  # a browser honours the last Max-Age (RFC 6265 5.3)
+        ("Max-Age=2592000; Max-Age=garbage", "2592000"),  # and ignores one that is no number (5.2.2)
+        ("Max-Age=--5", None),
+        ("Max-Age=+5", None),
+        ("Max-Age=5s", None),
+        ("Max-Age=\u00b2", None),  # a Unicode digit is no DIGIT
+    ],
+)
+async def test_a_rotated_session_cookie_is_read_as_a_browser_reads_it(attributes: str, max_age: Any) -> None:
+    world = make_world()
+    first = world.fake.issue_session_cookie(world.bob)
+    world.fake.clock.advance(1)
+    rotated = world.fake.issue_session_cookie(world.bob)
+    header = f"qlt_0={rotated}; Path=/api; {attributes}"
+
+    async def rotate(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.headers.get("cookie") != f"qlt_0={first}" or request.url.path != "/api/me":
+            return response
+        headers = [*response.headers.raw, (b"set-cookie", header.encode())]
+        return httpx.Response(response.status_code, headers=headers, content=await response.aread())
+
+    async with client(app_calling_qelos_again(world, rotate)) as browser:
+        page = await browser.get("/again", headers=cookie_header(qlt_0=first))
+    assert page.json() == {"user": "bob"}
+    (relayed,) = set_cookie_headers(page)
+    parts = [part.strip() for part in relayed.split(";")]
+    assert parts[0] == f"qlt_0={rotated}"
+    assert [p for p in parts if p.startswith("Max-Age")] == ([] if max_age is None else [f"Max-Age={max_age}"])
+    assert world.fake.requests[-1].headers.get("cookie") == f"qlt_0={rotated}"
 
 
 def unsigned_jwt(**claims: Any) -> str:
