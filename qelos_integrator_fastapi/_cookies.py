@@ -118,7 +118,7 @@ def token_max_age(token: Optional[str]) -> Optional[int]:
 class RelayedCookie:
     """A Qelos Set-Cookie, parsed for relaying to the app's browser."""
 
-    def __init__(self, name: str, value: str, attributes: List[Tuple[str, Optional[str]]]) -> None:
+    def __init__(self, name: str, value: str, attributes: List[Tuple[str, str]]) -> None:
         self.name = name
         self.value = value
         self.attributes = attributes
@@ -128,7 +128,7 @@ class RelayedCookie:
         """The Max-Age a browser honours: the last well-formed one (RFC 6265 5.3, step 11)."""
         found: Optional[int] = None
         for key, val in self.attributes:
-            if key == "max-age" and val is not None and _DELTA_SECONDS.fullmatch(val):
+            if key == "max-age" and _DELTA_SECONDS.fullmatch(val):
                 found = int(val)
         return found
 
@@ -142,18 +142,21 @@ class RelayedCookie:
 
 
 def parse_set_cookie(header: str) -> Optional[RelayedCookie]:
-    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed."""
+    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed.
+
+    A valueless attribute (``HttpOnly``) gets the value ``""``: no reader tells it from ``Name=``.
+    """
     first, *rest = header.split(";")
     name, sep, value = first.partition("=")
     name, value = name.strip(), value.strip()
     if not sep or not name or any(c in name for c in ' \t,"\\') or not value.isprintable():
         return None
-    attributes: List[Tuple[str, Optional[str]]] = []
+    attributes: List[Tuple[str, str]] = []
     for part in rest:
-        key, has_value, val = part.partition("=")
+        key, _, val = part.partition("=")
         key = key.strip().lower()
         if key:
-            attributes.append((key, val.strip() if has_value else None))
+            attributes.append((key, val.strip()))
     return RelayedCookie(name, value, attributes)
 
 
