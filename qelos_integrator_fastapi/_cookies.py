@@ -105,9 +105,9 @@ def _cookie_name(set_cookie: str) -> str:
     return set_cookie.split("=", 1)[0].strip()
 
 
-def token_max_age(token: Optional[str]) -> Optional[int]:
+def token_max_age(token: str) -> Optional[int]:
     """A fresh JWT's lifetime (``exp - iat``), only to size its cookie."""
-    claims = unverified_claims(token) if token else {}
+    claims = unverified_claims(token)
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or isinstance(exp, bool):
         return None
