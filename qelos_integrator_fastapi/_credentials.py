@@ -123,7 +123,7 @@ def _checked(value: Optional[str], limit: int) -> Tuple[Optional[str], Optional[
 
 def _parse_cookies(cookie_headers: List[str]) -> Dict[str, str]:
     # HTTP/2 clients may split cookies over several headers; Starlette reads only the first.
-    return cookie_parser("; ".join(cookie_headers)) if cookie_headers else {}
+    return cookie_parser("; ".join(cookie_headers))
 
 
 def unverified_claims(token: str) -> Dict[str, Any]:
