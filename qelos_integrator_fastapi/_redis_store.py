@@ -290,7 +290,12 @@ class RedisSuccessorStore:
             if pair is not None:
                 return _OK, pair
             if await r.set(PREFIX + "lock:" + key, owner, nx=True, px=self._lease_ms):
-                return b"lead", None
+                # A holder may have finished between the look and the lock: it remembers before it unlocks.
+                pair = await self._recall_with(r, spent)
+                if pair is None:
+                    return b"lead", None
+                await r.eval(_RELEASE, 2, PREFIX + "lock:" + key, PREFIX + "done:" + key, owner, _OK)
+                return _OK, pair
             lease = await r.pttl(PREFIX + "lock:" + key)
             if lease == -2:  # released since: look again
                 return _FAILED, None

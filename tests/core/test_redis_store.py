@@ -20,9 +20,11 @@ from qelos_integrator_fastapi import (
     QelosConfigError,
     QelosEvent,
     QelosIntegratorMiddleware,
+    TokenPair,
     create_qelos_auth_router,
 )
-from qelos_integrator_fastapi._refresh import fingerprint
+from qelos_integrator_fastapi._redis_store import RedisLink, RedisSuccessorStore
+from qelos_integrator_fastapi._refresh import SuccessorMemory, fingerprint
 from qelos_integrator_fastapi.testing import FakeClock, FakeTokenPair
 
 from ..support import RedisServer, World, client, config_for, cookie_header, cookie_value, free_port, make_world
@@ -344,3 +346,32 @@ async def test_on_trio_redis_url_fails_at_startup_with_the_reason(redis_url: str
     with pytest.raises(QelosConfigError, match="no trio support"):
         async with client(app) as http:
             await get_me(http, pair.access_token, pair.refresh_token)
+
+
+@asyncio_only
+async def test_a_refresh_finished_between_the_look_and_the_lock_is_not_made_again(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = TokenPair("access-2", "refresh-2")
+    holder = RedisSuccessorStore(RedisLink(redis_url), SuccessorMemory(60, 10, time.monotonic), ttl=60, wait=5)
+    late = RedisSuccessorStore(RedisLink(redis_url), SuccessorMemory(60, 10, time.monotonic), ttl=60, wait=5)
+    try:
+        # `late` looked (nothing yet); then the holder remembered and unlocked before `late` took the lock.
+        await holder.remember("refresh-1", done)
+        real = late._recall_with
+        looks: List[str] = []
+
+        async def first_look_misses(r: Any, spent: str) -> Optional[TokenPair]:
+            looks.append(spent)
+            return None if len(looks) == 1 else await real(r, spent)
+
+        monkeypatch.setattr(late, "_recall_with", first_look_misses)
+
+        async def refresh(spent: str) -> TokenPair:
+            raise AssertionError("refreshed a token whose successor is remembered")
+
+        got = await late.exchange("refresh-1", refresh)
+    finally:
+        await holder._link.aclose()
+        await late._link.aclose()
+    assert (got.access_token, got.refresh_token) == ("access-2", "refresh-2")
