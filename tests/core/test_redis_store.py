@@ -375,3 +375,24 @@ async def test_a_refresh_finished_between_the_look_and_the_lock_is_not_made_agai
         await holder._link.aclose()
         await late._link.aclose()
     assert (got.access_token, got.refresh_token) == ("access-2", "refresh-2")
+
+
+@asyncio_only
+async def test_a_slow_redis_costs_a_request_its_short_timeout_not_refresh_timeout(
+    fresh_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = make_world()
+    pair = expired_pair(world)
+    async with AsyncExitStack() as stack:
+        http = await closing(stack, worker(world, fresh_redis.url, config={"refresh_timeout": 30}))
+        # Redis holds every command for 5 s, as a server stalled by a big job would.
+        assert fresh_redis.command("CLIENT", "PAUSE", "5000", "ALL") == "+OK"
+        with caplog.at_level(logging.WARNING, logger="qelos_integrator_fastapi"):
+            started = time.monotonic()
+            answer = await get_me(http, pair.access_token, pair.refresh_token)
+            elapsed = time.monotonic() - started
+    assert answer.status_code == 200 and answer.json() == {"user": "alice"}
+    assert cookie_value(answer, "q_refresh_token")
+    assert elapsed < 3, elapsed
+    warnings = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].endswith("may race a refresh")
