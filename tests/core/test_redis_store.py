@@ -396,3 +396,23 @@ async def test_a_slow_redis_costs_a_request_its_short_timeout_not_refresh_timeou
     assert elapsed < 3, elapsed
     warnings = [r.getMessage() for r in caplog.records if "Redis at" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].endswith("may race a refresh")
+
+
+@asyncio_only
+async def test_logout_revokes_a_whole_chain_of_refreshes_made_on_other_workers(redis_url: str) -> None:
+    world = make_world()
+    first = expired_pair(world)
+    async with AsyncExitStack() as stack:
+        a, b, c = [await closing(stack, worker(world, redis_url)) for _ in range(3)]
+        second = successor(await get_me(a, first.access_token, first.refresh_token))
+        world.fake.clock.advance(ACCESS_TTL + 1)
+        third = successor(await get_me(b, None, second[1]))
+        assert third[1] and third[1] != second[1]
+        out = await c.post(
+            "/auth/logout", headers=cookie_header(q_access_token=third[0] or "", q_refresh_token=third[1])
+        )
+        c.cookies.clear()
+        assert out.status_code == 200
+        for http in (a, b, c):
+            assert (await get_me(http, first.access_token, first.refresh_token)).json() == {"user": None}
+            assert (await get_me(http, None, second[1])).json() == {"user": None}
