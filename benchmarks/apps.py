@@ -3,8 +3,10 @@
 bare        FastAPI, GET /whoami returns a small JSON; no middleware, no upstream call.
 floor       FastAPI, no middleware; GET /whoami forwards the caller's Authorization to /api/me and
             /api/workspaces concurrently over one pooled httpx.AsyncClient opened at startup.
-middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache.
+middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache; GET /whoami also answers
+            the worker's pid.
 cached      the same with QelosConfig(identity_cache_ttl=60).
+            Both take QELOS_REDIS_URL: QelosConfig(redis_url=...), shared by every worker and process.
 soak        middleware, plus request-SDK routes GET /products (entities("products").get_list()) and
             GET /workspaces (workspaces.get_list()), GET /__sdk_url (the URL the entity manager would
             call) and an unauthenticated GET /__debug (gc objects, live httpx clients, tracemalloc).
@@ -75,14 +77,17 @@ def floor() -> FastAPI:
 def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAPI:
     app = FastAPI()
     config = QelosConfig(
-        app_url=APP_URL, identity_cache_ttl=identity_cache_ttl, skip_paths=["/__debug"] if soak else []
+        app_url=APP_URL,
+        identity_cache_ttl=identity_cache_ttl,
+        skip_paths=["/__debug"] if soak else [],
+        redis_url=os.environ.get("QELOS_REDIS_URL") or None,
     )
     app.add_middleware(QelosIntegratorMiddleware, config=config)
 
     @app.get("/whoami")
     async def whoami(request: Request) -> Dict[str, Any]:
         user = request.user
-        return {"user": user.identity if user.is_authenticated else None}
+        return {"user": user.identity if user.is_authenticated else None, "pid": os.getpid()}
 
     if soak:
 

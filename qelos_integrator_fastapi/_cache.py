@@ -4,13 +4,28 @@ import copy
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Awaitable, Callable, Dict, Generic, Optional, Tuple, TypeVar
+from typing import Awaitable, Callable, Dict, Generic, Iterable, Optional, Protocol, Tuple, TypeVar
 
 import anyio
 
 from ._credentials import unverified_claims
 
 T = TypeVar("T")
+
+
+class IdentityStore(Protocol[T]):
+    """Where resolved identities are kept: in-process (IdentityCache) or shared (RedisIdentityCache)."""
+
+    async def get_or_fetch(
+        self, credential: str, fetch: Callable[[], Awaitable[T]], *, kind: str = ""
+    ) -> Tuple[T, bool]: ...
+
+    async def forget(self, credentials: Iterable[Tuple[str, str]]) -> None:
+        """Drop the entries of these ``(kind, credential)`` pairs (after a sign-out)."""
+
+
+def _key(kind: str, credential: str) -> str:
+    return hashlib.sha256(f"{kind}\0{credential}".encode()).hexdigest()
 
 
 class IdentityCache(Generic[T]):
@@ -41,7 +56,7 @@ class IdentityCache(Generic[T]):
         self, credential: str, fetch: Callable[[], Awaitable[T]], *, kind: str = ""
     ) -> Tuple[T, bool]:
         """The identity for ``credential`` (of a ``kind``, such as the auth mode) and whether it came from memory."""
-        key = hashlib.sha256(f"{kind}\0{credential}".encode()).hexdigest()
+        key = _key(kind, credential)
         while True:
             entry = self._fresh(key)
             if entry is not None:
@@ -62,6 +77,10 @@ class IdentityCache(Generic[T]):
             if self._pending.get(key) is done:
                 del self._pending[key]
             done.set()
+
+    async def forget(self, credentials: Iterable[Tuple[str, str]]) -> None:
+        for kind, credential in credentials:
+            self._entries.pop(_key(kind, credential), None)
 
     def __len__(self) -> int:
         return len(self._entries)

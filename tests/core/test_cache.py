@@ -9,7 +9,7 @@ from typing import Any, List
 import anyio
 import pytest
 
-from qelos_integrator_fastapi import QelosEvent, QelosUnavailable
+from qelos_integrator_fastapi import QelosEvent, QelosUnavailable, create_qelos_auth_router
 from qelos_integrator_fastapi._cache import IdentityCache
 
 from ..support import client, config_for, cookie_header, fastapi_app, find_middleware, make_world, set_cookie_headers
@@ -309,3 +309,22 @@ async def test_an_exp_claim_that_is_not_a_number_leaves_the_ttl() -> None:
     token = unsigned_jwt(exp=True)
     await cache.get_or_fetch(token, fetch)
     assert await cache.get_or_fetch(token, fetch) == ("identity", True)
+
+
+async def test_logout_drops_the_cached_identity_of_the_signed_out_token() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    config = config_for(world.fake, identity_cache_ttl=60)
+    app = fastapi_app(config)
+    app.include_router(create_qelos_auth_router(config, mode="token", providers=()))
+    cookies = cookie_header(q_access_token=pair.access_token)
+    async with client(app) as http:
+        for _ in range(2):
+            assert (await http.get("/me", headers=cookies)).json()["user"]["username"] == "alice"
+            http.cookies.clear()
+        assert world.fake.count("GET /api/me") == 1
+        assert (await http.post("/auth/logout", headers=cookies)).status_code == 200
+        http.cookies.clear()
+        await http.get("/me", headers=cookies)
+    # Qelos honours a Bearer access token until its exp (contract §1.6); the cache no longer answers it.
+    assert world.fake.count("GET /api/me") == 2
