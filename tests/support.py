@@ -7,13 +7,16 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Awaitable, Callable, Dict, List, Optional
+from typing import Annotated, Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import httpx
 import jwt
 import pytest
+import uvicorn
 from fastapi import Depends, FastAPI
 from starlette.requests import Request
 
@@ -228,3 +231,28 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def loopback_listener() -> socket.socket:
+    """A socket bound to a free loopback port, so a server's URL is known before the server is built."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    return listener
+
+
+@contextmanager
+def served_on_loopback(listener: socket.socket, config: uvicorn.Config) -> Iterator[threading.Thread]:
+    """uvicorn serving ``config`` on ``listener`` in a thread of this process, until the block ends."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    try:
+        yield thread
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
