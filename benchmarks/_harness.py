@@ -37,6 +37,7 @@ class Server:
         env: Optional[Mapping[str, str]] = None,
         python_flags: Sequence[str] = (),
         log_level: str = "warning",
+        workers: int = 1,
     ) -> None:
         self.target = target
         self.port = free_port()
@@ -57,6 +58,8 @@ class Server:
             "--no-access-log",
             "--log-level",
             log_level,
+            "--workers",
+            str(workers),
         ]
         # Outlives this call: closed by close(), after the process has stopped.
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115
@@ -122,10 +125,18 @@ def fake_server() -> Server:
 
 
 def app_server(
-    name: str, fake_url: str, *, python_flags: Sequence[str] = (), env: Optional[Mapping[str, str]] = None
+    name: str,
+    fake_url: str,
+    *,
+    python_flags: Sequence[str] = (),
+    env: Optional[Mapping[str, str]] = None,
+    workers: int = 1,
 ) -> Server:
     return Server(
-        "apps:app", env={**(env or {}), "BENCH_APP": name, "QELOS_APP_URL": fake_url}, python_flags=python_flags
+        "apps:app",
+        env={**(env or {}), "BENCH_APP": name, "QELOS_APP_URL": fake_url},
+        python_flags=python_flags,
+        workers=workers,
     )
 
 

@@ -4,9 +4,10 @@ bare        FastAPI, GET /whoami returns a small JSON; no middleware, no upstrea
 floor       FastAPI, no middleware; GET /whoami forwards the caller's Authorization to /api/me and
             /api/workspaces concurrently over one default httpx.AsyncClient opened at startup.
 floor2      the same two calls over one default httpx2.AsyncClient (httpx's maintained successor).
-middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache; GET /sdk also builds
-            the request SDK and sdk.entities("products") (no call).
+middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache; GET /whoami also answers
+            the worker's pid; GET /sdk also builds the request SDK and sdk.entities("products") (no call).
 cached      the same with QelosConfig(identity_cache_ttl=60).
+            Both take QELOS_REDIS_URL: QelosConfig(redis_url=...), shared by every worker and process.
 soak        middleware, plus request-SDK routes GET /products (entities("products").get_list()) and
             GET /workspaces (workspaces.get_list()), GET /__sdk_url (the URL the entity manager would
             call) and an unauthenticated GET /__debug (gc objects, live httpx clients, tracemalloc).
@@ -76,14 +77,17 @@ def floor(library: Any = httpx) -> FastAPI:
 def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAPI:
     app = FastAPI()
     config = QelosConfig(
-        app_url=APP_URL, identity_cache_ttl=identity_cache_ttl, skip_paths=["/__debug"] if soak else []
+        app_url=APP_URL,
+        identity_cache_ttl=identity_cache_ttl,
+        skip_paths=["/__debug"] if soak else [],
+        redis_url=os.environ.get("QELOS_REDIS_URL") or None,
     )
     app.add_middleware(QelosIntegratorMiddleware, config=config)
 
     @app.get("/whoami")
     async def whoami(request: Request) -> Dict[str, Any]:
         user = request.user
-        return {"user": user.identity if user.is_authenticated else None}
+        return {"user": user.identity if user.is_authenticated else None, "pid": os.getpid()}
 
     @app.get("/sdk")
     async def sdk(request: Request) -> Dict[str, Any]:

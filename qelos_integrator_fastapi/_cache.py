@@ -4,7 +4,7 @@ import hashlib
 import sys
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable, Dict, Generic, NoReturn, Optional, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Generic, Iterable, NoReturn, Optional, Protocol, Tuple, TypeVar
 
 import anyio
 
@@ -67,6 +67,22 @@ def read_only(value: Any, _strings: Optional[Dict[str, str]] = None) -> Any:
     return value
 
 
+class IdentityStore(Protocol[T]):
+    """Where resolved identities are kept: in-process (IdentityCache) or shared (RedisIdentityCache)."""
+
+    async def get_or_fetch(
+        self, credential: str, fetch: Callable[[], Awaitable[T]], *, kind: str = ""
+    ) -> Tuple[T, bool]: ...
+
+    async def forget(self, credentials: Iterable[Tuple[str, str]]) -> None:
+        """Drop the entries of these ``(kind, credential)`` pairs (after a sign-out)."""
+
+
+def _key(kind: str, credential: str) -> bytes:
+    # A digest, not the credential: the cache never holds a token, and 32 bytes weigh less than hex.
+    return hashlib.sha256(f"{kind}\0{credential}".encode()).digest()
+
+
 class IdentityCache(Generic[T]):
     """Opt-in memory of resolved identities, keyed by a hash of the credential.
 
@@ -96,7 +112,7 @@ class IdentityCache(Generic[T]):
         self, credential: str, fetch: Callable[[], Awaitable[T]], *, kind: str = ""
     ) -> Tuple[T, bool]:
         """The identity for ``credential`` (of a ``kind``, such as the auth mode) and whether it came from memory."""
-        key = self._key(credential, kind)
+        key = _key(kind, credential)
         while True:
             entry = self._fresh(key)
             if entry is not None:
@@ -118,10 +134,9 @@ class IdentityCache(Generic[T]):
                 del self._pending[key]
             done.set()
 
-    @staticmethod
-    def _key(credential: str, kind: str) -> bytes:
-        # A digest, not the credential: the cache never holds a token, and 32 bytes weigh less than hex.
-        return hashlib.sha256(f"{kind}\0{credential}".encode()).digest()
+    async def forget(self, credentials: Iterable[Tuple[str, str]]) -> None:
+        for kind, credential in credentials:
+            self._entries.pop(_key(kind, credential), None)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
+import ssl
 from dataclasses import dataclass, field
 from http.cookiejar import Cookie, CookieJar
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, Union
@@ -157,6 +159,14 @@ class QelosClient:
         """Revoke the caller's Qelos session (``POST /api/logout``)."""
         await self._call("POST", "/api/logout", headers, body=False)
 
+    def _why(self, exc: BaseException) -> str:
+        # Where the call went (the app_url's host and port, never a path or query) and, when known, why it
+        # failed: an unresolvable name and a refused port must not read the same.
+        url = self.http.base_url
+        where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+        cause = _cause(exc)
+        return f" ({where}: {cause})" if cause else f" ({where})"
+
     async def _call(
         self,
         method: str,
@@ -189,7 +199,7 @@ class QelosClient:
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise QelosUnavailable(f"{method} {path} timed out after {limit}s") from exc
         except (httpx.HTTPError, OSError) as exc:
-            raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}") from exc
+            raise QelosUnavailable(f"{method} {path} failed: {type(exc).__name__}{self._why(exc)}") from exc
         set_cookies = response.headers.get_list("set-cookie")
         if response.status_code in rejected:
             raise _with(QelosUnauthorized(f"{method} {path} answered {response.status_code}"), set_cookies)
@@ -230,6 +240,30 @@ async def _read_capped(response: httpx.Response, cap: int) -> Optional[bytes]:
 def _with(error: QelosError, set_cookies: List[str]) -> QelosError:
     error.set_cookies = set_cookies
     return error
+
+
+def _cause(exc: BaseException) -> Optional[str]:
+    """What went wrong below httpx, in words an operator acts on; None when nothing specific is known."""
+    seen: Optional[BaseException] = exc
+    for _ in range(8):  # the chain of causes, bounded
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return "the name does not resolve"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, ConnectionResetError):
+            return "connection reset"
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS failed ({seen.reason})"
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            # trio reports every address it tried; the first says enough.
+            seen = seen.exceptions[0]
+            continue
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _longer(timeout: Optional[float]) -> Dict[str, Any]:

@@ -103,6 +103,10 @@ class QelosConfig:
     # Origins besides the app's own allowed to send cookie-authenticated state-changing requests,
     # written scheme://host[:port]; stored with the port written out.
     trusted_origins: Sequence[str] = ()
+    # Redis shared by every worker and host of the app, e.g. "redis://redis.internal:6379/0": one refresh per
+    # spent refresh token, a shared successor memory and identity cache (docs/deployment.md). Needs the extra
+    # qelos-integrator-fastapi[redis]; None keeps all of it in each process.
+    redis_url: Optional[str] = None
     # Route Qelos calls through this httpx transport instead of the network (FakeQelos in tests).
     transport: Optional[httpx.AsyncBaseTransport] = field(default=None, compare=False)
 
@@ -162,6 +166,8 @@ class QelosConfig:
         if not isinstance(self.csrf_check, bool):
             raise QelosConfigError(f"csrf_check must be True or False, got {self.csrf_check!r}")
         object.__setattr__(self, "trusted_origins", validate_origins("trusted_origins", self.trusted_origins))
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
         if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
             raise QelosConfigError("transport must be an httpx.AsyncBaseTransport")
 
@@ -202,6 +208,25 @@ class QelosConfig:
 
     def is_skipped(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.skip_paths)
+
+
+REDIS_EXTRA = "pip install 'qelos-integrator-fastapi[redis]'"
+
+
+def _check_redis_url(url: Any) -> None:
+    if not isinstance(url, str) or urlsplit(url.strip()).scheme not in ("redis", "rediss", "unix"):
+        raise QelosConfigError(
+            "redis_url must be a redis://, rediss:// or unix:// URL such as 'redis://localhost:6379/0', got "
+            f"{mask_secret(url) if isinstance(url, str) else repr(url)}"
+        )
+    try:
+        import cryptography.hazmat.primitives.ciphers.aead  # noqa: F401
+        import redis.asyncio  # noqa: F401
+    except ImportError as exc:
+        raise QelosConfigError(
+            f"redis_url needs the redis client and cryptography, which the extra installs: {REDIS_EXTRA} "
+            f"(could not import {exc.name})"
+        ) from None
 
 
 def _is_seconds(value: Any) -> bool:

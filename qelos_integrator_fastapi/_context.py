@@ -11,7 +11,7 @@ import anyio
 from starlette.requests import HTTPConnection
 
 from . import _events as events
-from ._cache import IdentityCache, read_only
+from ._cache import IdentityStore, read_only
 from ._client import Identity, QelosClient
 from ._config import QelosConfig
 from ._cookies import CookieBuffer, relay_session_cookies
@@ -41,7 +41,7 @@ class Services:
     config: QelosConfig
     client: QelosClient
     refresher: Refresher
-    cache: Optional[IdentityCache[CachedIdentity]]
+    cache: Optional[IdentityStore[CachedIdentity]]
     sdk_factory: RequestSdkFactory
     on_token_refresh: OnTokenRefresh
     on_event: Optional[OnEvent]
@@ -182,8 +182,13 @@ class QelosRequestContext:
         await self._forget_successors()
 
     async def _forget_successors(self, *tokens: Optional[str]) -> None:
-        if self._services is not None:
-            await self._services.refresher.forget(self.tokens.access_token, self.tokens.refresh_token, *tokens)
+        """After a sign-out: no remembered pair or cached identity may answer these credentials any more."""
+        if self._services is None:
+            return
+        signed_out = [t for t in (self.tokens.access_token, self.tokens.refresh_token, *tokens) if t]
+        await self._services.refresher.forget(*signed_out)
+        if self._services.cache is not None:
+            await self._services.cache.forget((mode.value, token) for mode in AuthMode for token in signed_out)
 
     async def _resolve(self, conn: HTTPConnection) -> None:
         assert self._services is not None

@@ -15,7 +15,8 @@ logger = logging.getLogger("qelos_integrator_fastapi")
 
 # RFC 6265 cookie-octets: anything else (non-ASCII, quotes, spaces) cannot be written back as a header.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
-# ASCII digits only: str.isdigit() accepts "²" and other scripts' digits, which int() refuses or a browser never reads.
+# A Max-Age a browser honours (RFC 6265 5.2.2): ASCII digits, optionally negative; str.isdigit() accepts "²" and
+# other scripts' digits, which int() refuses. At most 10 digits: a longer one is no lifetime a browser keeps.
 _MAX_AGE = re.compile(r"-?[0-9]{1,10}")
 _EXPIRES = re.compile(r"[\x20-\x7e]{1,64}")
 
@@ -108,9 +109,9 @@ def _cookie_name(set_cookie: str) -> str:
     return set_cookie.split("=", 1)[0].strip()
 
 
-def token_max_age(token: Optional[str]) -> Optional[int]:
+def token_max_age(token: str) -> Optional[int]:
     """A fresh JWT's lifetime (``exp - iat``), only to size its cookie."""
-    claims = unverified_claims(token) if token else {}
+    claims = unverified_claims(token)
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or isinstance(exp, bool):
         return None
@@ -121,47 +122,54 @@ def token_max_age(token: Optional[str]) -> Optional[int]:
 class RelayedCookie:
     """A Qelos Set-Cookie, parsed for relaying to the app's browser."""
 
-    def __init__(self, name: str, value: str, attributes: List[Tuple[str, Optional[str]]]) -> None:
+    def __init__(self, name: str, value: str, attributes: List[Tuple[str, str]]) -> None:
         self.name = name
         self.value = value
         self.attributes = attributes
 
     @property
     def max_age(self) -> Optional[int]:
+        """The Max-Age a browser honours: the last well-formed one (RFC 6265 5.3, step 11), ASCII digits only."""
+        found: Optional[int] = None
         for key, val in self.attributes:
-            if key == "max-age" and val is not None and _MAX_AGE.fullmatch(val):
-                return int(val)
-        return None
+            if key == "max-age" and _MAX_AGE.fullmatch(val):
+                found = int(val)
+        return found
 
     @property
     def expires(self) -> Optional[str]:
+        """The last Expires, when it is printable ASCII of a sane length (else a browser-side parse may fail)."""
+        found: Optional[str] = None
         for key, val in self.attributes:
             if key == "expires" and val and _EXPIRES.fullmatch(val):
-                return val
-        return None
+                found = val
+        return found
 
     @property
     def is_deletion(self) -> bool:
         max_age = self.max_age
-        return max_age <= 0 if max_age is not None else self.value == ""
+        return self.value == "" if max_age is None else max_age <= 0
 
     def __repr__(self) -> str:
         return f"RelayedCookie(name={self.name!r}, deletion={self.is_deletion})"
 
 
 def parse_set_cookie(header: str) -> Optional[RelayedCookie]:
-    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed."""
+    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed.
+
+    A valueless attribute (``HttpOnly``) gets the value ``""``: no reader tells it from ``Name=``.
+    """
     first, *rest = header.split(";")
     name, sep, value = first.partition("=")
     name, value = name.strip(), value.strip()
     if not sep or not name or any(c in name for c in ' \t,"\\') or not _COOKIE_VALUE.fullmatch(value):
         return None
-    attributes: List[Tuple[str, Optional[str]]] = []
+    attributes: List[Tuple[str, str]] = []
     for part in rest:
-        key, has_value, val = part.partition("=")
+        key, _, val = part.partition("=")
         key = key.strip().lower()
         if key:
-            attributes.append((key, val.strip() if has_value else None))
+            attributes.append((key, val.strip()))
     return RelayedCookie(name, value, attributes)
 
 
@@ -182,8 +190,10 @@ def relay_to_app(
     else:
         # Qelos may give a cookie a longer life than its token (30 days for the 5-hour token of a social
         # login); a browser keeping a dead token would look signed in to nobody.
+        # A cookie without Max-Age or Expires ends with the browser session: it stays one.
         lifetime = token_max_age(cookie.value)
-        if lifetime is not None and (max_age is None or max_age > lifetime):
+        persistent = max_age is not None or expires is not None
+        if lifetime is not None and persistent and (max_age is None or max_age > lifetime):
             max_age, expires = lifetime, None
     buffer.set_cookie(
         cookie.name,

@@ -11,12 +11,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._backend import QelosAuthBackend
-from ._config import QelosConfig
+from ._config import QelosConfig, QelosConfigError
 from ._context import QelosRequestContext, ResolveWorkspace
 from ._credentials import read_credentials
 from ._errors import refusal
 from ._events import OnEvent
 from ._origin import SAFE_METHODS, cross_origin
+from ._redis_store import on_asyncio, trio_refusal
 from ._refresh import OnTokenRefresh
 from ._sdk import build_prototype
 
@@ -59,7 +60,7 @@ class QelosIntegratorMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, self._preparing_on_startup(receive), self._closing_on_shutdown(send))
+            await self.app(scope, self._starting(receive, send), self._closing_on_shutdown(send))
             return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -118,27 +119,32 @@ class QelosIntegratorMiddleware:
             return None
         return cross_origin(scope, self.config.trusted_origins)
 
-    def _preparing_on_startup(self, receive: Receive) -> Receive:
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.backend.aclose()
+            await send(message)
+
+        return lifespan_send
+
+    def _starting(self, receive: Receive, send: Send) -> Receive:
+        """At startup: refuse redis_url on trio (redis-py is asyncio only), then build the SDK prototype."""
+
         async def lifespan_receive() -> Message:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.config.redis_url is not None and not on_asyncio():
+                    await send({"type": "lifespan.startup.failed", "message": trio_refusal()})
+                    raise QelosConfigError(trio_refusal())
                 # The request SDK's prototype, built before the first request, then frozen out of the collector.
                 build_prototype()
             return message
 
         return lifespan_receive
 
-    def _closing_on_shutdown(self, send: Send) -> Send:
-        async def lifespan_send(message: Message) -> None:
-            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                await self.backend.client.aclose()
-            await send(message)
-
-        return lifespan_send
-
     async def aclose(self) -> None:
-        """Close the pooled Qelos client (done for you on lifespan shutdown)."""
-        await self.backend.client.aclose()
+        """Close the pooled Qelos client and the Redis client (done for you on lifespan shutdown)."""
+        await self.backend.aclose()
 
 
 class _Gate:

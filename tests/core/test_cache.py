@@ -12,8 +12,8 @@ import anyio
 import pytest
 from starlette.requests import Request
 
-from qelos_integrator_fastapi import QelosEvent, QelosUnavailable
-from qelos_integrator_fastapi._cache import IdentityCache, read_only
+from qelos_integrator_fastapi import QelosEvent, QelosUnavailable, create_qelos_auth_router
+from qelos_integrator_fastapi._cache import IdentityCache, _key, read_only
 
 from ..support import (
     bearer,
@@ -288,7 +288,7 @@ def test_an_entry_for_me_and_two_workspaces_weighs_what_docs_performance_says() 
                 user, spaces = json.loads(text)
                 strings: Dict[str, str] = {}
                 value = (freeze(user, strings), freeze(spaces, strings))
-                cache._store(cache._key(f"token-{n}", "token"), f"token-{n}", value)
+                cache._store(_key("token", f"token-{n}"), f"token-{n}", value)
             return (tracemalloc.get_traced_memory()[0] - before) / len(texts)
         finally:
             tracemalloc.stop()
@@ -385,3 +385,22 @@ async def test_an_exp_claim_that_is_not_a_number_leaves_the_ttl() -> None:
     token = unsigned_jwt(exp=True)
     await cache.get_or_fetch(token, fetch)
     assert await cache.get_or_fetch(token, fetch) == ("identity", True)
+
+
+async def test_logout_drops_the_cached_identity_of_the_signed_out_token() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    config = config_for(world.fake, identity_cache_ttl=60)
+    app = fastapi_app(config)
+    app.include_router(create_qelos_auth_router(config, mode="token", providers=()))
+    cookies = cookie_header(q_access_token=pair.access_token)
+    async with client(app) as http:
+        for _ in range(2):
+            assert (await http.get("/me", headers=cookies)).json()["user"]["username"] == "alice"
+            http.cookies.clear()
+        assert world.fake.count("GET /api/me") == 1
+        assert (await http.post("/auth/logout", headers=cookies)).status_code == 200
+        http.cookies.clear()
+        await http.get("/me", headers=cookies)
+    # Qelos honours a Bearer access token until its exp (contract §1.6); the cache no longer answers it.
+    assert world.fake.count("GET /api/me") == 2

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-import socket
 import ssl
-import threading
-import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, AsyncIterator, Dict, Iterator, List, Tuple
@@ -32,7 +29,7 @@ from starlette.routing import Route
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser
 
-from ..support import cookie_header
+from ..support import cookie_header, loopback_listener, served_on_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -82,8 +79,7 @@ class TlsQelos:
 def tls_qelos() -> Iterator[TlsQelos]:
     ca = trustme.CA()
     server_cert = ca.issue_cert(QELOS_HOST)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     port = listener.getsockname()[1]
     url = f"https://{QELOS_HOST}:{port}"
     # cookie_rotation_after=0: every cookie-authenticated call rotates the session cookie, as Qelos
@@ -96,19 +92,8 @@ def tls_qelos() -> Iterator[TlsQelos]:
     with server_cert.private_key_and_cert_chain_pem.tempfile() as pem:
         config = uvicorn.Config(fake, log_level="warning", lifespan="off", ssl_certfile=pem, ssl_keyfile=pem)
         config.load()
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
+    with served_on_loopback(listener, config):
         yield TlsQelos(fake, url, port, ca, alice, bob, carol)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 def _app(config: QelosConfig) -> Starlette:

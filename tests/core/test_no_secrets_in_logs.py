@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
-import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterator, List, Set
 
@@ -29,7 +27,7 @@ from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, cre
 from qelos_integrator_fastapi._log_redaction import LOGGERS
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser
 
-from ..support import find_middleware
+from ..support import find_middleware, loopback_listener, served_on_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +44,7 @@ class LoopbackQelos:
 
 @pytest.fixture(scope="module")
 def qelos() -> Iterator[LoopbackQelos]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     port = listener.getsockname()[1]
     # Every cookie-authenticated call rotates the session cookie, so Set-Cookie answers are the norm.
     fake = FakeQelos(url=f"http://127.0.0.1:{port}", cookie_rotation_after=0.0, website_urls=[APP])
@@ -55,19 +52,8 @@ def qelos() -> Iterator[LoopbackQelos]:
     fake.add_workspace("Acme", members={alice: ["admin"]})
     fake.set_social_user(alice)
     config = uvicorn.Config(fake, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
+    with served_on_loopback(listener, config) as thread:
         yield LoopbackQelos(fake, alice, thread)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 class Everything(logging.Handler):

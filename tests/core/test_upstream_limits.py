@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
-import time
 from typing import Any, AsyncIterator, Dict, Iterator, Optional
 
 import anyio
@@ -27,7 +24,17 @@ from starlette.types import Receive, Scope, Send
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError, QelosIntegratorMiddleware, create_qelos_auth_routes
 from qelos_integrator_fastapi.testing import FakeQelos
 
-from ..support import World, client, cookie_header, fastapi_app, find_middleware, make_world, session
+from ..support import (
+    World,
+    client,
+    cookie_header,
+    fastapi_app,
+    find_middleware,
+    loopback_listener,
+    make_world,
+    served_on_loopback,
+    session,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -298,23 +305,11 @@ class LoopbackHostile:
 
 @pytest.fixture(scope="module")
 def loopback() -> Iterator[LoopbackHostile]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     fake = make_world(url=f"http://127.0.0.1:{listener.getsockname()[1]}").fake
     hostile = LoopbackHostile(fake)
-    server = uvicorn.Server(uvicorn.Config(hostile, log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
+    with served_on_loopback(listener, uvicorn.Config(hostile, log_level="warning", access_log=False, lifespan="off")):
         yield hostile
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 def loopback_bearer(fake: FakeQelos) -> Dict[str, str]:
