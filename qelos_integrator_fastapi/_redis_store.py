@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from . import _events as events
-from ._cache import IdentityCache
+from ._cache import IdentityCache, read_only
 from ._config import QelosConfigError
 from ._credentials import TokenPair, unverified_claims
 from ._errors import QelosUnauthorized, QelosUnavailable
@@ -446,7 +446,8 @@ class RedisIdentityCache:
             value[1], list
         ):
             raise RedisUnavailable("an entry this package cannot read")
-        return value[0], value[1]
+        strings: Dict[str, str] = {}
+        return read_only(value[0], strings), read_only(value[1], strings)
 
     @staticmethod
     def _name(credential: str, kind: str) -> str:

@@ -416,3 +416,30 @@ async def test_logout_revokes_a_whole_chain_of_refreshes_made_on_other_workers(r
         for http in (a, b, c):
             assert (await get_me(http, first.access_token, first.refresh_token)).json() == {"user": None}
             assert (await get_me(http, None, second[1])).json() == {"user": None}
+
+
+@asyncio_only
+async def test_an_identity_from_redis_is_read_only_as_a_local_one(redis_url: str, store: redis.Redis) -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    refused: List[str] = []
+    async with AsyncExitStack() as stack:
+        apps = [worker(world, redis_url, config={"identity_cache_ttl": 60}) for _ in range(2)]
+        for app in apps:
+
+            @app.get("/vandal")
+            async def vandal(request: Request) -> Dict[str, Any]:
+                qelos = request.state.qelos
+                try:
+                    qelos.user["roles"].append("admin")
+                except TypeError as exc:
+                    refused.append(str(exc))
+                return {"roles": list(qelos.user["roles"])}
+
+        first, second = [await closing(stack, app) for app in apps]
+        headers = cookie_header(q_access_token=pair.access_token)
+        # The first worker resolves and shares; the second is served from Redis.
+        answers = [(await http.get("/vandal", headers=headers)).json() for http in (first, second, second)]
+    assert answers == [{"roles": ["user"]}] * 3
+    assert world.fake.count("GET /api/me") == 1
+    assert len(refused) == 3 and all("read-only" in reason for reason in refused)
