@@ -154,7 +154,7 @@ class _RequestSdk(QelosSDK):
         self._client = client  # type: ignore[assignment]
         self._custom_headers = {}
 
-    def _ql_options_tokens(self) -> TokenPair:
+    def _caller_tokens(self) -> TokenPair:
         caller = self.__dict__["_client"]._caller
         return caller.tokens if caller is not None else TokenPair()
 
@@ -165,7 +165,7 @@ class _RequestSdk(QelosSDK):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         clone = _clone(module, self._ql_options, self._client, {})
         if isinstance(clone, QlAuthentication):
-            tokens = self._ql_options_tokens()
+            tokens = self._caller_tokens()
             clone._access_token = tokens.access_token
             clone._refresh_token = tokens.refresh_token
             clone._api_token = self._ql_options.api_token
