@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
+from qelos_integrator_fastapi._pool import QelosPool
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser
 
 from ..support import cookie_header, loopback_listener, served_on_loopback
@@ -43,7 +44,8 @@ class _Loopback(httpx.AsyncBaseTransport):
         context = ssl.create_default_context()
         ca.configure_trust(context)
         self._port = port
-        self._inner = httpx.AsyncHTTPTransport(verify=context)
+        # The product's own pool (QelosPool over httpcore2), with this test's CA: the stack a deployment uses.
+        self._inner = QelosPool(httpx.Limits(max_connections=100, max_keepalive_connections=20), ssl_context=context)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert request.url.host == QELOS_HOST, f"unexpected upstream host {request.url.host}"
