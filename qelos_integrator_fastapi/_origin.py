@@ -34,7 +34,8 @@ def origin_of(url: str) -> Optional[str]:
 
 def request_origin(scope: Scope) -> Optional[str]:
     """The origin the request was addressed to: its scheme (after any trusted proxy) and Host header."""
-    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    scheme = scope.get("scheme", "http")
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
     host = Headers(scope=scope).get("host")
     if host is None and scope.get("server"):
         server_host, server_port = scope["server"]
