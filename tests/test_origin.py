@@ -16,7 +16,7 @@ from qelos_integrator_fastapi import (
     QelosIntegratorMiddleware,
     create_qelos_auth_router,
 )
-from qelos_integrator_fastapi._origin import cross_origin, origin_of
+from qelos_integrator_fastapi._origin import cross_origin, origin_of, request_origin
 
 from .support import client, config_for, make_world
 
@@ -121,3 +121,24 @@ async def test_the_router_also_honours_the_configs_trusted_origins() -> None:
     app.include_router(create_qelos_auth_router(config, mode="token", providers=()))
     response = await login(app, {"origin": "https://front.example.com"})
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("scope", "origin"),
+    [
+        ({"scheme": "https", "headers": [(b"host", b"app.example.com")]}, "https://app.example.com:443"),
+        ({"headers": [(b"host", b"app.example.com")]}, "http://app.example.com:80"),  # ASGI's default scheme
+        ({"scheme": "ws", "headers": [(b"host", b"app.example.com")]}, "http://app.example.com:80"),
+        ({"scheme": "wss", "headers": [(b"host", b"app.example.com:8443")]}, "https://app.example.com:8443"),
+        # An HTTP/1.0 request without Host: the address the server listens on, as the server reports it.
+        ({"scheme": "https", "headers": [], "server": ("app.example.com", 8443)}, "https://app.example.com:8443"),
+        ({"scheme": "https", "headers": [], "server": ("app.example.com", None)}, "https://app.example.com:443"),
+        ({"scheme": "http", "headers": [], "server": ("/run/app.sock", None)}, None),  # a unix socket
+        ({"scheme": "https", "headers": [], "server": None}, None),
+        ({"scheme": "https", "headers": [(b"host", b"app.example.com")], "server": ("10.0.0.5", 8443)}, APP + ":443"),
+        ({"scheme": "https", "headers": [(b"host", b"APP.EXAMPLE.COM")]}, "https://app.example.com:443"),
+        ({"scheme": "https", "headers": [(b"host", b"evil.example.com/@app.example.com")]}, None),
+    ],
+)
+def test_request_origin(scope: Dict[str, Any], origin: Optional[str]) -> None:
+    assert request_origin({"type": "http", **scope}) == origin

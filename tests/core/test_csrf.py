@@ -11,10 +11,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.types import Message
 from starlette.websockets import WebSocket
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qelos_integrator_fastapi import QelosIntegratorMiddleware
 
@@ -234,3 +235,86 @@ async def test_a_cross_site_websocket_closes_1008_without_the_denial_extension()
 
     await app(scope, receive, record)
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": "CSRF_ORIGIN_MISMATCH"}]
+
+
+@pytest.mark.parametrize(
+    ("url", "origin", "accepted"),
+    [
+        ("ws://app.example.com/ws", "http://app.example.com", True),
+        ("wss://app.example.com/ws", "https://app.example.com", True),
+        ("ws://app.example.com/ws", "https://app.example.com", False),
+        ("wss://app.example.com/ws", "http://app.example.com", False),
+    ],
+    ids=["ws-http", "wss-https", "ws-from-https", "wss-from-http"],
+)
+def test_a_websocket_handshake_is_same_origin_with_the_page_of_its_http_scheme(
+    url: str, origin: str, accepted: bool
+) -> None:
+    world = make_world()
+    with TestClient(build_app(world)) as http:
+        if accepted:
+            with http.websocket_connect(url, headers={**token_cookie(world), "origin": origin}) as ws:
+                assert ws.receive_json() == {"user": "alice"}
+        else:
+            with (
+                pytest.raises(WebSocketDenialResponse) as denied,
+                http.websocket_connect(url, headers={**token_cookie(world), "origin": origin}),
+            ):
+                pass
+            assert denied.value.json()["code"] == "CSRF_ORIGIN_MISMATCH"
+
+
+def behind_proxy(app: Starlette) -> Starlette:
+    """The app as uvicorn --proxy-headers runs it: X-Forwarded-Proto becomes the scope's scheme."""
+    return Starlette(middleware=[Middleware(ProxyHeadersMiddleware, trusted_hosts="*")], routes=[Mount("/", app)])
+
+
+async def test_the_scheme_a_trusted_proxy_forwards_is_the_apps_own() -> None:
+    world = make_world()
+    app = behind_proxy(build_app(world))
+    headers = {**token_cookie(world), "origin": APP, "host": "app.example.com"}
+    forwarded = await send(app, "POST", {**headers, "x-forwarded-proto": "https"}, base_url="http://10.0.0.5:8000")
+    assert forwarded.json() == {"changed_by": "alice"}
+    assert_refused(await send(app, "POST", headers, base_url="http://10.0.0.5:8000"))
+
+
+@pytest.mark.parametrize(("proto", "origin"), [("https", APP), ("http", "http://app.example.com")])
+def test_a_websocket_behind_a_trusted_proxy_compares_the_forwarded_scheme(proto: str, origin: str) -> None:
+    world = make_world()
+    other = "http://app.example.com" if proto == "https" else APP
+    headers = {**token_cookie(world), "host": "app.example.com", "x-forwarded-proto": proto}
+    with TestClient(behind_proxy(build_app(world))) as http:
+        with http.websocket_connect("ws://10.0.0.5:8000/ws", headers={**headers, "origin": origin}) as ws:
+            assert ws.receive_json() == {"user": "alice"}
+        with (
+            pytest.raises(WebSocketDenialResponse),
+            http.websocket_connect("ws://10.0.0.5:8000/ws", headers={**headers, "origin": other}),
+        ):
+            pass
+
+
+@pytest.mark.parametrize("host", ["app.example.com", "APP.EXAMPLE.COM", "app.example.com:443"])
+async def test_the_host_header_names_the_apps_origin_not_the_address_it_listens_on(host: str) -> None:
+    world = make_world()
+    # A proxy that passes Host on: the app listens on 10.0.0.5:8443, the browser addressed app.example.com.
+    headers = {**token_cookie(world), "origin": APP, "host": host}
+    response = await send(build_app(world), "POST", headers, base_url="https://10.0.0.5:8443")
+    assert response.json() == {"changed_by": "alice"}
+    listening = {**token_cookie(world), "origin": "https://10.0.0.5:8443", "host": host}
+    assert_refused(await send(build_app(world), "POST", listening, base_url="https://10.0.0.5:8443"))
+
+
+async def test_the_refusal_quotes_at_most_100_characters_of_the_origin() -> None:
+    world = make_world()
+    origin = "https://" + "a" * 200 + ".example.com"
+    response = await send(build_app(world), "POST", {**token_cookie(world), "origin": origin})
+    assert_refused(response)
+    assert response.json()["message"].startswith(f"Origin {origin[:100]!r} is neither this app's origin nor trusted;")
+
+
+async def test_the_refusal_quotes_at_most_20_characters_of_sec_fetch_site() -> None:
+    world = make_world()
+    site = "cross-site-and-then-some-more"
+    response = await send(build_app(world), "POST", {**token_cookie(world), "sec-fetch-site": site})
+    assert_refused(response)
+    assert response.json()["message"].startswith("a 'cross-site-and-then-' request without Origin or Referer;")
