@@ -135,7 +135,7 @@ class RequestSdkFactory:
             return {**ctx.upstream_headers(), **custom}
 
         options = QelosSDKOptions(
-            app_url=self._config.app_url,
+            app_url=self._config.upstream_url,
             api_token=api_token,
             get_access_token=lambda: ctx.tokens.access_token,
             extra_headers=extra_headers,
@@ -151,7 +151,7 @@ class RequestSdkFactory:
 
     def _clone(self, options: QelosSDKOptions, http: httpx.AsyncClient, ctx: RequestCaller) -> Optional[QelosSDK]:
         prototype, entity_prototype = _prototypes()
-        app_url = self._config.app_url
+        app_url = self._config.upstream_url
         memo: Dict[int, Any] = {}
         proto_options = prototype._ql_options
 
