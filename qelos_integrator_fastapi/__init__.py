@@ -4,7 +4,7 @@ import FastAPI."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 from ._lazy import lazy_exports
 
@@ -81,4 +81,13 @@ __all__ = [
     "write_token_cookies",
 ]
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+def __getattr__(name: str) -> Any:
+    # 4.0.1's names (QelosMiddleware, get_qelos_user, ...) still resolve, with a DeprecationWarning; not in __all__.
+    from ._compat import DEPRECATED, deprecated_name
+
+    if name in DEPRECATED:
+        return deprecated_name(__name__, name, globals())
+    return _getattr(name)
