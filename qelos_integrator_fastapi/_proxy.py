@@ -35,9 +35,10 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer"}
     | {"transfer-encoding", "upgrade"}
 )
-# Never taken from the client: the credential and tenant are ours to compute, Host and X-Forwarded-* ours to set.
+# Never taken from the client: the credential and tenant are ours to compute, Host and X-Forwarded-* ours to
+# set, and Expect was answered by the app's server already.
 _COMPUTED = frozenset(
-    {"host", "cookie", "authorization", "tenant", "x-api-key", "forwarded"}
+    {"host", "cookie", "authorization", "tenant", "x-api-key", "forwarded", "expect"}
     | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 )
 _QELOS_API = "/api"
