@@ -102,7 +102,6 @@ class _Call:
         self.url = proxy._target.copy_with(raw_path=raw + (b"?" + query if query else b""))
         self.has_body = _has_body(request)
         self.body_started = False
-        self.cookies: Optional[CookieBuffer] = None
         self.session_cookie: Optional[Tuple[str, str]] = None
 
     async def run(self) -> Response:
@@ -197,8 +196,9 @@ class _Call:
     def _relay(self, upstream: httpx.Response) -> Response:
         set_cookies = upstream.headers.get_list("set-cookie")
         dropped = _connection_named(upstream.headers.get_list("connection"))
+        # ASGI wants lower-case header names; httpx keeps Qelos's spelling.
         raw = [
-            (name, value)
+            (name.lower(), value)
             for name, value in upstream.headers.raw
             if (lower := name.decode("latin-1").lower()) not in HOP_BY_HOP
             and lower != "set-cookie"

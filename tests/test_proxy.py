@@ -478,7 +478,8 @@ class _Answering(httpx.AsyncBaseTransport):
         self.received: List[bytes] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "application/octet-stream"}, stream=self.body)
+        headers = {"Content-Type": "application/octet-stream", "X-Qelos-Version": "v1"}
+        return httpx.Response(200, headers=headers, stream=self.body)
 
 
 async def test_a_started_response_streams_as_long_as_it_flows() -> None:
@@ -584,6 +585,8 @@ async def test_a_response_body_reaches_the_client_chunk_by_chunk() -> None:
         await app(scope, receive, send)
     assert [m.get("body") for m in sent[1:]] == [b"first", b"second", b""]
     assert body.closed
+    # Header names reach the server in lower case, as ASGI requires, whatever Qelos's spelling.
+    assert (b"x-qelos-version", b"v1") in sent[0]["headers"]
 
 
 async def test_a_client_that_disconnects_mid_stream_releases_the_upstream_response() -> None:
