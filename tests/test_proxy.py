@@ -607,6 +607,31 @@ async def test_a_client_that_disconnects_mid_stream_releases_the_upstream_respon
     assert body.closed
 
 
+async def test_an_answer_that_breaks_off_mid_stream_aborts_the_response(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(_Chunks):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"first"
+            raise httpx.ReadError("connection reset by peer")
+
+    body = Broken([])
+    config = QelosConfig(app_url="https://qelos.test", transport=_Answering(body))
+    sent: List[Message] = []
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    # The status is out: the server must abort the connection, never end the body as if it were whole.
+    with anyio.fail_after(5), pytest.raises(httpx.ReadError):
+        await bare_proxy(config)(_scope("GET", "/api/files/1"), receive, send)
+    assert [m.get("more_body") for m in sent[1:]] == [True]
+    assert body.closed
+    assert "broke off mid-stream: ReadError" in caplog.text
+
+
 def test_websocket_upgrades_answer_501() -> None:
     config = QelosConfig(app_url="https://qelos.test", transport=_Failing(httpx.ConnectError("unused")))
     app = bare_proxy(config)
