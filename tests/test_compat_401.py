@@ -156,6 +156,21 @@ def test_the_middleware_aliases_take_4_0_1_s_flat_keywords() -> None:
         QelosMiddleware(FastAPI(), config=QelosConfig(app_url=fake.url), app_url=fake.url)
 
 
+def test_the_4_0_1_skip_helpers_match_whole_segments_as_the_middleware_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.requests import Request as StarletteRequest
+
+    monkeypatch.delitem(sys.modules, "qelos_integrator_fastapi.middleware", raising=False)
+    with pytest.warns(DeprecationWarning):
+        from qelos_integrator_fastapi.middleware import effective_skip_paths, should_skip
+
+    def at(path: str) -> StarletteRequest:
+        return StarletteRequest({"type": "http", "path": path, "headers": [], "query_string": b""})
+
+    config = QelosConfig(app_url="https://qelos.test", skip_paths=["/health/"])
+    assert effective_skip_paths(config) == ["/health"]
+    assert [should_skip(at(p), ["/health/"]) for p in ("/health", "/health/live", "/healthz")] == [True, True, False]
+
+
 def test_disable_proxy_is_validated() -> None:
     assert QelosConfig(app_url="https://qelos.test").disable_proxy is False
     with pytest.raises(QelosConfigError, match="disable_proxy"):

@@ -701,3 +701,33 @@ def _cookie(response: httpx.Response, name: str) -> Optional[str]:
         if cookie_name == name:
             return rest.split(";", 1)[0]
     return None
+
+
+@pytest.mark.parametrize("prefix", ["api", "/", "", "//", "/{path}", None])
+def test_a_proxy_prefix_that_is_not_a_path_is_refused(prefix: Any) -> None:
+    with pytest.raises(QelosConfigError, match="proxy_prefix"):
+        QelosConfig(app_url="https://qelos.test", proxy_prefix=prefix)
+
+
+def test_which_paths_the_middleware_leaves_to_the_proxy() -> None:
+    config = QelosConfig(app_url="https://qelos.test", proxy_prefix="/qelos/")
+    assert config.proxy_prefix == "/qelos"
+    assert [config.is_proxied(p) for p in ("/qelos", "/qelos/me", "/qelosx", "/", "/api/me")] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert not QelosConfig(app_url="https://qelos.test", disable_proxy=True).is_proxied("/api/me")
+
+
+def test_an_environment_override_is_logged_once_built(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("QELOS_API_IP", "https://qelos.test/")
+    QelosConfig(app_url="https://qelos.test")
+    assert caplog.text == ""
+    monkeypatch.setenv("QELOS_IP", "http://10.0.0.5:3000")
+    QelosConfig(app_url="https://qelos.test")
+    assert "Qelos calls go to http://10.0.0.5:3000, set by the QELOS_IP environment variable" in caplog.text
