@@ -42,6 +42,8 @@ _COMPUTED = frozenset(
     | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 )
 _QELOS_API = "/api"
+# A token this close to its exp is refreshed first: it could expire on its way, or by a clock a little ahead.
+_EXPIRY_MARGIN = 10.0
 _CONNECTION_FAILED = (
     httpx.NetworkError,
     httpx.RemoteProtocolError,
@@ -326,11 +328,11 @@ def _has_body(request: Request) -> bool:
 
 
 def _stale(token: Optional[str]) -> bool:
-    """No access token, or one whose ``exp`` has passed (read unverified: only to refresh before sending)."""
+    """No access token, or one whose ``exp`` is (nearly) past; read unverified, only to refresh before sending."""
     if not token:
         return True
     exp = unverified_claims(token).get("exp")
-    return isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp <= time.time()
+    return isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp <= time.time() + _EXPIRY_MARGIN
 
 
 def _connection_named(values: List[str]) -> frozenset[str]:

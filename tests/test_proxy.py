@@ -138,6 +138,18 @@ async def test_an_expired_access_token_is_refreshed_before_the_call_and_the_new_
     assert [h["authorization"] for h in logged(world.fake)] == [f"Bearer {new_access}"]
 
 
+async def test_a_token_about_to_expire_is_refreshed_first() -> None:
+    world = make_world(clock=FakeClock(start=time.time() - 300 * 60 + 5))
+    pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
+    world.fake.clock.advance(300 * 60 - 5)
+    cookies = cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+    async with client(proxied_app(config_for(world.fake))) as http:
+        response = await http.get(ENTITIES, headers=cookies)
+    assert response.status_code == 200
+    assert world.fake.count("POST /api/token/refresh") == 1
+    assert [h["authorization"] for h in logged(world.fake)] == [f"Bearer {_cookie(response, 'q_access_token')}"]
+
+
 async def test_a_401_from_qelos_on_a_bodiless_call_refreshes_and_retries_once(world: World) -> None:
     # FakeQelos's clock runs ahead: the token looks fresh to the app, and Qelos's /api/me refuses it with a 401.
     pair = world.fake.issue_tokens(world.alice, workspace=world.acme)
