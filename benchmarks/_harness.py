@@ -37,6 +37,7 @@ class Server:
         env: Optional[Mapping[str, str]] = None,
         python_flags: Sequence[str] = (),
         log_level: str = "warning",
+        workers: int = 1,
     ) -> None:
         self.target = target
         self.port = free_port()
@@ -57,6 +58,8 @@ class Server:
             "--no-access-log",
             "--log-level",
             log_level,
+            "--workers",
+            str(workers),
         ]
         # Outlives this call: closed by close(), after the process has stopped.
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115
@@ -122,10 +125,18 @@ def fake_server() -> Server:
 
 
 def app_server(
-    name: str, fake_url: str, *, python_flags: Sequence[str] = (), env: Optional[Mapping[str, str]] = None
+    name: str,
+    fake_url: str,
+    *,
+    python_flags: Sequence[str] = (),
+    env: Optional[Mapping[str, str]] = None,
+    workers: int = 1,
 ) -> Server:
     return Server(
-        "apps:app", env={**(env or {}), "BENCH_APP": name, "QELOS_APP_URL": fake_url}, python_flags=python_flags
+        "apps:app",
+        env={**(env or {}), "BENCH_APP": name, "QELOS_APP_URL": fake_url},
+        python_flags=python_flags,
+        workers=workers,
     )
 
 
@@ -237,6 +248,58 @@ async def drive(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - start
     return result
+
+
+async def drive_raw(
+    url: str,
+    call: Call,
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+) -> LoadResult:
+    """Like drive, over raw asyncio streams with one prebuilt request: thousands of req/s on one core,
+    so that the app under test, not this generator, is the bottleneck (an httpx client tops out near 700)."""
+    host, port = url.removeprefix("http://").split(":")
+    head = "".join(f"{name}: {value}\r\n" for name, value in call.headers.items())
+    request = f"GET {call.path} HTTP/1.1\r\nhost: {host}:{port}\r\n{head}\r\n".encode()
+    result = LoadResult()
+    issued = 0
+    start = time.perf_counter()
+    deadline = start + max_seconds
+
+    async def worker() -> None:
+        nonlocal issued
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while issued < max_requests and time.perf_counter() < deadline:
+                issued += 1
+                sent = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                if head.startswith(b"HTTP/1.1 200 "):
+                    result.latencies.append(time.perf_counter() - sent)
+                else:
+                    result.errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - start
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def load_client(base_url: str, concurrency: int) -> httpx.AsyncClient:

@@ -2,9 +2,12 @@
 
 bare        FastAPI, GET /whoami returns a small JSON; no middleware, no upstream call.
 floor       FastAPI, no middleware; GET /whoami forwards the caller's Authorization to /api/me and
-            /api/workspaces concurrently over one pooled httpx.AsyncClient opened at startup.
-middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache.
+            /api/workspaces concurrently over one default httpx.AsyncClient opened at startup.
+floor2      the same two calls over one default httpx2.AsyncClient (httpx's maintained successor).
+middleware  QelosIntegratorMiddleware(app_url=QELOS_APP_URL), no identity cache; GET /whoami also answers
+            the worker's pid; GET /sdk also builds the request SDK and sdk.entities("products") (no call).
 cached      the same with QelosConfig(identity_cache_ttl=60).
+            Both take QELOS_REDIS_URL: QelosConfig(redis_url=...), shared by every worker and process.
 soak        middleware, plus request-SDK routes GET /products (entities("products").get_list()) and
             GET /workspaces (workspaces.get_list()), GET /__sdk_url (the URL the entity manager would
             call) and an unauthenticated GET /__debug (gc objects, live httpx clients, tracemalloc).
@@ -46,13 +49,12 @@ def bare() -> FastAPI:
     return app
 
 
-def floor() -> FastAPI:
-    pool: Dict[str, httpx.AsyncClient] = {}
+def floor(library: Any = httpx) -> FastAPI:
+    pool: Dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-        async with httpx.AsyncClient(base_url=APP_URL, limits=limits, timeout=5.0, trust_env=False) as client:
+        async with library.AsyncClient(base_url=APP_URL, timeout=5.0, trust_env=False) as client:
             pool["qelos"] = client
             yield
 
@@ -75,12 +77,21 @@ def floor() -> FastAPI:
 def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAPI:
     app = FastAPI()
     config = QelosConfig(
-        app_url=APP_URL, identity_cache_ttl=identity_cache_ttl, skip_paths=["/__debug"] if soak else []
+        app_url=APP_URL,
+        identity_cache_ttl=identity_cache_ttl,
+        skip_paths=["/__debug"] if soak else [],
+        redis_url=os.environ.get("QELOS_REDIS_URL") or None,
     )
     app.add_middleware(QelosIntegratorMiddleware, config=config)
 
     @app.get("/whoami")
     async def whoami(request: Request) -> Dict[str, Any]:
+        user = request.user
+        return {"user": user.identity if user.is_authenticated else None, "pid": os.getpid()}
+
+    @app.get("/sdk")
+    async def sdk(request: Request) -> Dict[str, Any]:
+        request.state.qelos.sdk.entities("products")
         user = request.user
         return {"user": user.identity if user.is_authenticated else None}
 
@@ -119,7 +130,10 @@ def middleware(identity_cache_ttl: float = 0.0, *, soak: bool = False) -> FastAP
 def fault_soak(*, require_auth: bool = False, api_token: Optional[str] = None) -> FastAPI:
     app = FastAPI()
     timeout = float(os.environ.get("QELOS_TIMEOUT", "0.5"))
-    config = QelosConfig(app_url=APP_URL, require_auth=require_auth, api_token=api_token, timeout=timeout)
+    cap = int(os.environ.get("QELOS_MAX_UPSTREAM_BODY", str(4 * 1024 * 1024)))
+    config = QelosConfig(
+        app_url=APP_URL, require_auth=require_auth, api_token=api_token, timeout=timeout, max_upstream_body=cap
+    )
     app.add_middleware(QelosIntegratorMiddleware, config=config)
 
     @app.get("/optional")
@@ -137,7 +151,8 @@ def fault_soak(*, require_auth: bool = False, api_token: Optional[str] = None) -
         try:
             workspaces = await qelos.sdk.workspaces.get_list()
             notes = await qelos.sdk.entities("notes").get_list()
-        except (QelosAPIError, httpx.HTTPError, ValueError) as exc:
+        # RecursionError: qelos-sdk's response.json() on a body nested deeper than the parser allows.
+        except (QelosAPIError, httpx.HTTPError, ValueError, RecursionError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:120]
             detail = {"code": "QELOS_UNAVAILABLE", "sdk_error": reason}
             raise HTTPException(status_code=503, detail=detail, headers={"Retry-After": "5"}) from None
@@ -151,6 +166,10 @@ def build(name: str) -> FastAPI:
         return bare()
     if name == "floor":
         return floor()
+    if name == "floor2":
+        import httpx2
+
+        return floor(httpx2)
     if name == "middleware":
         return middleware()
     if name == "cached":
@@ -163,7 +182,7 @@ def build(name: str) -> FastAPI:
         return fault_soak(require_auth=True)
     if name == "fault_apikey":
         return fault_soak(api_token=os.environ["QELOS_API_TOKEN"])
-    names = "bare, floor, middleware, cached, soak, fault_open, fault_gated or fault_apikey"
+    names = "bare, floor, floor2, middleware, cached, soak, fault_open, fault_gated or fault_apikey"
     raise SystemExit(f"BENCH_APP must be {names}; got {name!r}")
 
 

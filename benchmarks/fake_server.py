@@ -3,7 +3,8 @@
 GET /__stats (upstream calls by endpoint since the last reset), POST /__reset, POST /__mint?username=alice
 (an oauth pair for the user's first workspace), POST /__advance?seconds=N (the fake's clock),
 POST /__inject?endpoint=POST%20/api/token/refresh&latency=0.2 (also status=, malformed=1, drop=1, times=,
-message=). For fault_soak.py: POST /__api_token?username=alice (an x-api-key token for a year),
+message=, and hostile=oversize|nested|bad-token|bad-cookie: answers FakeQelos never gives, see HOSTILE).
+For fault_soak.py: POST /__api_token?username=alice (an x-api-key token for a year),
 POST /__session?username=alice (a qlt_ session cookie), GET /__faults (injected and taken fault calls),
 POST /__clear_faults, POST /__live?kind=refresh|cookie&token=... (is the credential valid, and is its
 tokenIdentifier still recorded, i.e. not spent by a refresh or rotated away). Everything else is FakeQelos.
@@ -11,13 +12,17 @@ tokenIdentifier still recorded, i.e. not spent by a refresh or rotated away). Ev
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import re
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser, FakeWorkspace
+from qelos_integrator_fastapi.testing._endpoint import Endpoint
 
 COUNTED = {
     "me": "GET /api/me",
@@ -33,6 +38,78 @@ home: Dict[str, FakeWorkspace] = {name: fake.workspace("Acme") for name in ("ali
 # (endpoint, kind, times, fault object): what /__inject added, to tell injected from taken fault calls.
 injected: List[Tuple[str, str, int, Any]] = []
 YEAR = 365 * 86400.0
+
+# Hostile answers (issue 18): what a broken proxy or a compromised upstream may send, FakeQelos never.
+OVERSIZE = 1024 * 1024  # streamed, no Content-Length: over the apps' QELOS_MAX_UPSTREAM_BODY
+NESTED = b"[" * 20_000 + b"]" * 20_000  # deeper than Python's recursion limit, under the cap
+BAD_TOKEN = '{"payload": {"token": "\u4e2d\u6587", "refreshToken": "\u4e2d\u6587"}}'.encode()
+HOSTILE = ("oversize", "nested", "bad-token", "bad-cookie")
+
+
+@dataclass
+class Hostile:
+    endpoint: Endpoint
+    kind: str
+    remaining: int
+
+
+hostile: List[Hostile] = []
+# Upstream calls answered by a hostile fault without reaching FakeQelos (so not in fake.requests).
+answered_hostile = [0]
+
+
+def _take_hostile(method: str, path: str) -> Optional[Hostile]:
+    for fault in reversed(hostile):
+        if fault.endpoint.matches(method, path):
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                hostile.remove(fault)
+            return fault
+    return None
+
+
+def _superscript_max_age(set_cookie: bytes) -> bytes:
+    return re.sub(rb"(?i)max-age=\d+", "Max-Age=\u00b2".encode(), set_cookie)
+
+
+async def _oversize() -> AsyncIterator[bytes]:
+    chunk = b" " * 16384
+    for _ in range(OVERSIZE // len(chunk)):
+        yield chunk
+
+
+async def _hostile_answer(fault: Hostile, scope: Scope, receive: Receive, send: Send) -> None:
+    if fault.kind == "bad-cookie":
+        # The real answer, with a session cookie no cookie jar could hold written before the fake's own, and
+        # Max-Age=² on the fake's own rotation if it rotates (relayed, that cookie lasts the browser session).
+        name = fake.session_cookie_name
+        extra = [(b"set-cookie", f"{name}=\u4e2d\u6587; Path=/api".encode())]
+
+        async def with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = [
+                    (
+                        key,
+                        _superscript_max_age(value)
+                        if key == b"set-cookie" and value.startswith(name.encode())
+                        else value,
+                    )
+                    for key, value in MutableHeaders(scope=message).raw
+                ]
+                message["headers"] = [*extra, *raw]
+            await send(message)
+
+        await fake(scope, receive, with_cookies)
+        return
+    answered_hostile[0] += 1
+    response: Response
+    if fault.kind == "oversize":
+        response = StreamingResponse(_oversize(), media_type="application/json")
+    elif fault.kind == "nested":
+        response = Response(NESTED, media_type="application/json")
+    else:
+        response = Response(BAD_TOKEN, media_type="application/json")
+    await response(scope, receive, send)
 
 
 def _seed() -> None:
@@ -58,6 +135,8 @@ async def _admin(request: Request) -> JSONResponse:
     if (method, path) == ("POST", "/__reset"):
         fake.reset_log()
         fake.clear_faults()
+        hostile.clear()
+        answered_hostile[0] = 0
         injected.clear()
         return JSONResponse(_stats())
     if (method, path) == ("POST", "/__mint"):
@@ -75,6 +154,7 @@ async def _admin(request: Request) -> JSONResponse:
         return JSONResponse(_faults())
     if (method, path) == ("POST", "/__clear_faults"):
         fake.clear_faults()
+        hostile.clear()
         return JSONResponse(_faults())
     if (method, path) == ("POST", "/__api_token"):
         user = users.get(request.query_params.get("username", "alice"))
@@ -96,6 +176,11 @@ async def _admin(request: Request) -> JSONResponse:
 def _inject(request: Request) -> JSONResponse:
     params = request.query_params
     endpoint = params["endpoint"]
+    if params.get("hostile") in HOSTILE:
+        planned = Hostile(Endpoint.parse(endpoint), params["hostile"], int(params.get("times", "1")))
+        hostile.append(planned)
+        injected.append((endpoint, params.get("kind", planned.kind), planned.remaining, planned))
+        return JSONResponse({"injected": endpoint})
     status = int(params["status"]) if "status" in params else None
     times = int(params["times"]) if "times" in params else None
     malformed, drop = params.get("malformed") == "1", params.get("drop") == "1"
@@ -120,7 +205,7 @@ def _faults() -> Dict[str, Any]:
     """Fault calls injected with times=, how many were taken by upstream calls, and by (endpoint, kind)."""
     by_kind: Dict[str, int] = {}
     taken = pending = 0
-    live = {id(fault) for fault in fake._faults._faults}
+    live = {id(fault) for fault in [*fake._faults._faults, *hostile]}
     for endpoint, kind, times, fault in injected:
         # `remaining` counts down as calls take the fault; a cleared fault keeps what it had left.
         used = times - int(fault.remaining)
@@ -129,7 +214,8 @@ def _faults() -> Dict[str, Any]:
         taken += used
         key = f"{endpoint} | {kind}"
         by_kind[key] = by_kind.get(key, 0) + used
-    return {"upstream": len(fake.requests), "taken": taken, "pending": pending, "by_kind": by_kind}
+    upstream = len(fake.requests) + answered_hostile[0]
+    return {"upstream": upstream, "taken": taken, "pending": pending, "by_kind": by_kind}
 
 
 def _live(kind: str, token: str) -> Dict[str, bool]:
@@ -147,5 +233,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http" and scope["path"].startswith("/__"):
         response = await _admin(Request(scope, receive))
         await response(scope, receive, send)
+        return
+    fault = _take_hostile(scope["method"], scope["path"]) if scope["type"] == "http" else None
+    if fault is not None:
+        await _hostile_answer(fault, scope, receive, send)
         return
     await fake(scope, receive, send)

@@ -15,8 +15,11 @@ clock moves past the access-token lifetime (5 h), so every token-mode browser mu
 cookie is due for rotation, and Bearer clients fetch a new token. Meanwhile a controller keeps the faults
 taken by upstream calls at ~5 % of those calls: 500/502/503, a malformed JSON body, an answer later than the
 timeout, or a dropped connection, on /api/me, /api/workspaces, /api/token/refresh and the entity endpoint,
-each for 1-4 calls. Then the faults are cleared, the clock moves once more, and every client makes one last
-request, which must be authenticated for every client holding a real credential.
+each for 1-4 calls; and hostile answers on the three endpoints the middleware reads itself: a 1 MiB streamed
+body over the apps' max_upstream_body (64 KiB here), JSON nested past the parser's recursion limit,
+non-ASCII tokens in a payload, and unwritable Set-Cookie headers (qlt_0=中文, Max-Age=²) on real answers.
+Then the faults are cleared, the clock moves once more, and every client makes one last request, which must
+be authenticated for every client holding a real credential.
 
 Checks (exit status 0 only if all pass): no 500 (any is printed with its body and the app's stderr tail);
 every (app, client kind, route) answer in the designed set of docs/faults.md; no transport error between the
@@ -87,13 +90,24 @@ FAULT_KINDS: Dict[str, Dict[str, str]] = {
     "malformed": {"malformed": "1"},
     "timeout": {"latency": str(2 * TIMEOUT), "status": "504", "message": "injected fault (late)"},
     "drop": {"drop": "1"},
+    # Hostile answers (fake_server.HOSTILE): a 1 MiB streamed body over the apps' 64 KiB max_upstream_body,
+    # JSON nested past the parser's recursion limit, non-ASCII tokens in a refresh payload, and Set-Cookie
+    # headers no browser could be given (qlt_0=中文, Max-Age=²) on a real answer.
+    "oversize": {"hostile": "oversize"},
+    "nested": {"hostile": "nested"},
+    "bad-token": {"hostile": "bad-token"},
+    "bad-cookie": {"hostile": "bad-cookie"},
 }
+# The request SDK's answers are the app's to read (qelos-sdk parses them): hostile bodies go to the
+# endpoints the middleware reads itself.
+MIDDLEWARE_READS = ("GET /api/me", "GET /api/workspaces", "POST /api/token/refresh")
+MAX_UPSTREAM_BODY = 64 * 1024
 # --late-commits: the late answer is the real one, so the fake acts on a call the middleware gave up on.
 LATE_COMMIT = {"latency": str(2 * TIMEOUT)}
 # What the /sdk route reports when the handler's own SDK call met an injected fault.
 SDK_FAULTS = re.compile(
     r"^(ReadTimeout|WriteTimeout|ConnectTimeout|PoolTimeout|RemoteProtocolError|ReadError|ConnectError"
-    r"|JSONDecodeError|QelosAPIError: injected fault)"
+    r"|JSONDecodeError|RecursionError|QelosAPIError: injected fault)"
 )
 # The middleware's documented WARNING lines (docs/faults.md); anything else on stderr is a finding.
 DESIGNED_LOG = re.compile(
@@ -136,7 +150,8 @@ class Tally:
 
 def _body_code(body: Dict[str, Any]) -> Tuple[str, str, Optional[str]]:
     """(code, form, sdk_error): `{"code": ...}` is the middleware's form, `{"detail": {...}}` FastAPI's."""
-    if isinstance(body.get("code"), str) and set(body) == {"code"}:
+    # The middleware's own bodies: {"code"} (401) and {"code", "message"} (503).
+    if isinstance(body.get("code"), str) and set(body) in ({"code"}, {"code", "message"}):
         return body["code"], "middleware", None
     detail = body.get("detail")
     if isinstance(detail, dict) and isinstance(detail.get("code"), str):
@@ -235,8 +250,11 @@ async def fault_controller(fake_url: str, rng: random.Random, stop: asyncio.Even
             state = (await admin.get("/__faults")).raise_for_status().json()
             if state["taken"] + state["pending"] < FAULT_RATE * state["upstream"]:
                 kind = rng.choice(sorted(FAULT_KINDS))
+                endpoint = rng.choices(endpoints, weights)[0]
+                if "hostile" in FAULT_KINDS[kind] and endpoint not in MIDDLEWARE_READS:
+                    endpoint = rng.choice(MIDDLEWARE_READS)
                 params = {
-                    "endpoint": rng.choices(endpoints, weights)[0],
+                    "endpoint": endpoint,
                     "kind": kind,
                     "times": str(rng.randint(1, 4)),
                     **(LATE_COMMIT if late_commits and kind == "timeout" else FAULT_KINDS[kind]),
@@ -387,7 +405,11 @@ async def soak(total: int, seed: int, started: float, report: Report) -> None:
     with running(fake):
         admin = FakeAdmin(fake.url)
         try:
-            env = {"QELOS_API_TOKEN": admin.api_token("alice"), "QELOS_TIMEOUT": str(TIMEOUT)}
+            env = {
+                "QELOS_API_TOKEN": admin.api_token("alice"),
+                "QELOS_TIMEOUT": str(TIMEOUT),
+                "QELOS_MAX_UPSTREAM_BODY": str(MAX_UPSTREAM_BODY),
+            }
             apps = {
                 name: app_server(target, fake.url, python_flags=["-W", "error"], env=env)
                 for name, target in APPS.items()

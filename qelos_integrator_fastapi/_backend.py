@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from ._cache import IdentityCache
+from ._cache import IdentityCache, IdentityStore
 from ._client import QelosClient
 from ._config import QelosConfig
 from ._context import CachedIdentity, QelosRequestContext, ResolveWorkspace, Services, Workspace
 from ._events import OnEvent
-from ._refresh import OnTokenRefresh, Refresher, write_token_cookies
+from ._redis_store import RedisIdentityCache, RedisLink, RedisSuccessorStore
+from ._refresh import OnTokenRefresh, Refresher, SuccessorMemory, SuccessorStore, write_token_cookies
 from ._sdk import RequestSdkFactory
 
 logger = logging.getLogger("qelos_integrator_fastapi")
+# Seconds a refresh's successor pair answers its spent refresh token; entries kept per process.
+SUCCESSOR_TTL = 60.0
+MAX_SUCCESSORS = 10_000
 
 
 class QelosUser(BaseUser):
@@ -106,13 +111,26 @@ class QelosAuthBackend(AuthenticationBackend):
         self.config = config
         self.client = client if client is not None else QelosClient(config)
         pool = self.client
+        cache: Optional[IdentityStore[CachedIdentity]] = None
+        if config.identity_cache_ttl:
+            cache = IdentityCache(config.identity_cache_ttl, config.identity_cache_size)
+        store: Optional[SuccessorStore] = None
+        self.redis: Optional[RedisLink] = None
+        if config.redis_url is not None:
+            self.redis = RedisLink(config.redis_url, on_event=on_event)
+            store = RedisSuccessorStore(
+                self.redis,
+                SuccessorMemory(SUCCESSOR_TTL, MAX_SUCCESSORS, time.monotonic),
+                ttl=SUCCESSOR_TTL,
+                wait=config.refresh_timeout,
+            )
+            if isinstance(cache, IdentityCache):
+                cache = RedisIdentityCache(self.redis, cache, config.identity_cache_ttl)
         self._services = Services(
             config=config,
             client=self.client,
-            refresher=Refresher(self.client.refresh),
-            cache=IdentityCache(config.identity_cache_ttl, config.identity_cache_size)
-            if config.identity_cache_ttl
-            else None,
+            refresher=Refresher(self.client.refresh, successor_ttl=SUCCESSOR_TTL, store=store),
+            cache=cache,
             sdk_factory=RequestSdkFactory(config, lambda: pool.transport),
             on_token_refresh=on_token_refresh if on_token_refresh is not None else write_token_cookies,
             on_event=on_event,
@@ -121,12 +139,18 @@ class QelosAuthBackend(AuthenticationBackend):
         self._warned_standalone = False
 
     @property
-    def cache(self) -> Optional[IdentityCache[CachedIdentity]]:
+    def cache(self) -> Optional[IdentityStore[CachedIdentity]]:
         return self._services.cache
 
     @cache.setter
-    def cache(self, cache: Optional[IdentityCache[CachedIdentity]]) -> None:
+    def cache(self, cache: Optional[IdentityStore[CachedIdentity]]) -> None:
         self._services.cache = cache
+
+    async def aclose(self) -> None:
+        """Close the pooled Qelos client and the Redis client."""
+        await self.client.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     def start(self, scope: Scope) -> QelosRequestContext:
         """A fresh context for a request, stored at ``scope["state"]["qelos"]``."""

@@ -9,7 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from qelos_sdk import QelosSDK
 from starlette.requests import HTTPConnection
 
-from ._dependencies import get_qelos
+from ._dependencies import _context
 
 
 class QelosUser(BaseModel):
@@ -38,9 +38,10 @@ class QelosWorkspace(BaseModel):
     labels: Optional[List[Any]] = None
 
 
+# Plain functions, as in 4.0.1, so code that called them directly keeps working.
 def get_qelos_user(request: HTTPConnection) -> QelosUser:
     """4.0.1's dependency: the signed-in user as a QelosUser model; 401 ``{"code": "UNAUTHORIZED"}`` otherwise."""
-    ctx = get_qelos(request)
+    ctx = _context(request)
     if ctx is None or ctx.user is None:
         raise HTTPException(status_code=401, detail={"code": "UNAUTHORIZED"})
     return QelosUser.model_validate(ctx.user)
@@ -48,7 +49,7 @@ def get_qelos_user(request: HTTPConnection) -> QelosUser:
 
 def get_qelos_sdk(request: HTTPConnection) -> QelosSDK:
     """4.0.1's dependency: the request's SDK; 500 ``QELOS_MIDDLEWARE_MISSING`` where the middleware did not run."""
-    ctx = get_qelos(request)
+    ctx = _context(request)
     if ctx is None:
         raise HTTPException(status_code=500, detail={"code": "QELOS_MIDDLEWARE_MISSING"})
     return ctx.sdk

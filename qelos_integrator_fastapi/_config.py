@@ -95,6 +95,10 @@ class QelosConfig:
     identity_cache_size: int = 10_000
     # Longest credential accepted from a client, in characters; longer ones are never sent upstream.
     max_credential_length: int = 8192
+    # Largest body read from a Qelos answer the middleware and the auth router parse themselves, in
+    # bytes (counted while streaming; the rest is never read). 4 MiB is about a thousand times a
+    # /api/me answer and holds a workspace list of ~10,000 memberships.
+    max_upstream_body: int = 4 * 1024 * 1024
     # Connection pool of the one httpx client shared by every request: httpx.Limits, or the
     # max_connections shorthand, which keeps min(max_connections, 20) idle connections alive.
     limits: Optional[httpx.Limits] = field(default=None, compare=False)
@@ -105,6 +109,10 @@ class QelosConfig:
     # Origins besides the app's own allowed to send cookie-authenticated state-changing requests,
     # written scheme://host[:port]; stored with the port written out.
     trusted_origins: Sequence[str] = ()
+    # Redis shared by every worker and host of the app, e.g. "redis://redis.internal:6379/0": one refresh per
+    # spent refresh token, a shared successor memory and identity cache (docs/deployment.md). Needs the extra
+    # qelos-integrator-fastapi[redis]; None keeps all of it in each process.
+    redis_url: Optional[str] = None
     # Route Qelos calls through this httpx transport instead of the network (FakeQelos in tests).
     transport: Optional[httpx.AsyncBaseTransport] = field(default=None, compare=False)
     # Where the /api/** proxy routes are served in this app (docs/proxy.md); Qelos itself is always at /api.
@@ -151,7 +159,7 @@ class QelosConfig:
                 f"refresh_timeout ({self.refresh_timeout}s) must be at least timeout ({self.deadline}s): a refresh "
                 "abandoned early may still spend the caller's single-use refresh token"
             )
-        for name in ("identity_cache_size", "max_credential_length", "max_connections"):
+        for name in ("identity_cache_size", "max_credential_length", "max_upstream_body", "max_connections"):
             value = getattr(self, name)
             if name == "max_connections" and value is None:
                 continue
@@ -172,6 +180,8 @@ class QelosConfig:
         if not isinstance(self.csrf_check, bool):
             raise QelosConfigError(f"csrf_check must be True or False, got {self.csrf_check!r}")
         object.__setattr__(self, "trusted_origins", validate_origins("trusted_origins", self.trusted_origins))
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
         if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
             raise QelosConfigError("transport must be an httpx.AsyncBaseTransport")
         if not isinstance(self.disable_proxy, bool):
@@ -221,6 +231,25 @@ class QelosConfig:
         """Whether the middleware leaves ``path`` to the proxy (see ``disable_proxy``)."""
         prefix = self.proxy_prefix
         return not self.disable_proxy and (path == prefix or path.startswith(prefix + "/"))
+
+
+REDIS_EXTRA = "pip install 'qelos-integrator-fastapi[redis]'"
+
+
+def _check_redis_url(url: Any) -> None:
+    if not isinstance(url, str) or urlsplit(url.strip()).scheme not in ("redis", "rediss", "unix"):
+        raise QelosConfigError(
+            "redis_url must be a redis://, rediss:// or unix:// URL such as 'redis://localhost:6379/0', got "
+            f"{mask_secret(url) if isinstance(url, str) else repr(url)}"
+        )
+    try:
+        import cryptography.hazmat.primitives.ciphers.aead  # noqa: F401
+        import redis.asyncio  # noqa: F401
+    except ImportError as exc:
+        raise QelosConfigError(
+            f"redis_url needs the redis client and cryptography, which the extra installs: {REDIS_EXTRA} "
+            f"(could not import {exc.name})"
+        ) from None
 
 
 def _is_seconds(value: Any) -> bool:

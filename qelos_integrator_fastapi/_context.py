@@ -11,7 +11,7 @@ import anyio
 from starlette.requests import HTTPConnection
 
 from . import _events as events
-from ._cache import IdentityCache
+from ._cache import IdentityStore, read_only
 from ._client import Identity, QelosClient
 from ._config import QelosConfig
 from ._cookies import CookieBuffer, relay_session_cookies
@@ -19,7 +19,7 @@ from ._credentials import AuthMode, Credentials, TokenPair, read_credentials, up
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
 from ._events import OnEvent
 from ._refresh import OnTokenRefresh, Refresher, TokenRefreshContext
-from ._sdk import REFRESH_TOO_LATE, RefreshTooLate, RequestSdkFactory, close_request_sdk
+from ._sdk import REFRESH_TOO_LATE, RefreshTooLate, RequestSdkFactory, end_request_sdk
 
 if TYPE_CHECKING:
     from qelos_sdk import QelosSDK
@@ -41,7 +41,7 @@ class Services:
     config: QelosConfig
     client: QelosClient
     refresher: Refresher
-    cache: Optional[IdentityCache[CachedIdentity]]
+    cache: Optional[IdentityStore[CachedIdentity]]
     sdk_factory: RequestSdkFactory
     on_token_refresh: OnTokenRefresh
     on_event: Optional[OnEvent]
@@ -128,7 +128,7 @@ class QelosRequestContext:
         activated: Dict[str, Any] = await self.sdk.workspaces.activate(workspace_id)
         self.workspace = next((w for w in self.workspaces if w.get("_id") == workspace_id), activated)
         if self.user is not None:
-            self.user = {**self.user, "workspace": {"_id": workspace_id, "name": activated.get("name")}}
+            self.user = read_only({**self.user, "workspace": {"_id": workspace_id, "name": activated.get("name")}})
         return activated
 
     def upstream_headers(self) -> Dict[str, str]:
@@ -182,8 +182,13 @@ class QelosRequestContext:
         await self._forget_successors()
 
     async def _forget_successors(self, *tokens: Optional[str]) -> None:
-        if self._services is not None:
-            await self._services.refresher.forget(self.tokens.access_token, self.tokens.refresh_token, *tokens)
+        """After a sign-out: no remembered pair or cached identity may answer these credentials any more."""
+        if self._services is None:
+            return
+        signed_out = [t for t in (self.tokens.access_token, self.tokens.refresh_token, *tokens) if t]
+        await self._services.refresher.forget(*signed_out)
+        if self._services.cache is not None:
+            await self._services.cache.forget((mode.value, token) for mode in AuthMode for token in signed_out)
 
     def _read(self, conn: HTTPConnection) -> Credentials:
         """Take the request's credential (no I/O); all the middleware does for a proxied path."""
@@ -219,12 +224,12 @@ class QelosRequestContext:
         self.workspace = await self._choose_workspace(conn, self.user, self.workspaces)
         self._emit(events.IDENTITY_RESOLVED)
 
-    async def _finish(self) -> None:
-        """End of the request: close the request SDK and drop what points back at the request."""
+    def _finish(self) -> None:
+        """End of the request: drop what points back at it (the request SDK holds this context), so that
+        reference counting frees the request at once and nothing waits for the cyclic collector."""
         sdk, self._sdk, self._conn = self._sdk, None, None
         if sdk is not None:
-            with anyio.CancelScope(shield=True):
-                await close_request_sdk(sdk)
+            end_request_sdk(sdk)
 
     async def _identify(self) -> CachedIdentity:
         can_refresh = self.mode is AuthMode.TOKEN and self.tokens.refresh_token is not None
@@ -253,9 +258,16 @@ class QelosRequestContext:
 
     async def _fetch(self) -> CachedIdentity:
         assert self._services is not None
-        identity: Identity = await self._services.client.identify(self.upstream_headers())
+        try:
+            identity: Identity = await self._services.client.identify(self.upstream_headers())
+        except QelosError as exc:
+            # Qelos may rotate the session cookie in an answer that failed, or in the sibling call that did
+            # not: the old cookie is spent either way, so the browser needs the new one.
+            self.relay(list(exc.set_cookies))
+            raise
         self.relay(identity.set_cookies)
-        return identity.user, identity.workspaces
+        strings: Dict[str, str] = {}
+        return read_only(identity.user, strings), read_only(identity.workspaces, strings)
 
     async def _refresh(self) -> None:
         assert self._services is not None and self._conn is not None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Dict, List, Literal, Optional, Tuple, Union
 
@@ -11,6 +12,13 @@ from ._config import QelosConfig
 from ._credentials import unverified_claims
 
 logger = logging.getLogger("qelos_integrator_fastapi")
+
+# RFC 6265 cookie-octets: anything else (non-ASCII, quotes, spaces) cannot be written back as a header.
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+# A Max-Age a browser honours (RFC 6265 5.2.2): ASCII digits, optionally negative; str.isdigit() accepts "²" and
+# other scripts' digits, which int() refuses. At most 10 digits: a longer one is no lifetime a browser keeps.
+_MAX_AGE = re.compile(r"-?[0-9]{1,10}")
+_EXPIRES = re.compile(r"[\x20-\x7e]{1,64}")
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -101,9 +109,9 @@ def _cookie_name(set_cookie: str) -> str:
     return set_cookie.split("=", 1)[0].strip()
 
 
-def token_max_age(token: Optional[str]) -> Optional[int]:
+def token_max_age(token: str) -> Optional[int]:
     """A fresh JWT's lifetime (``exp - iat``), only to size its cookie."""
-    claims = unverified_claims(token) if token else {}
+    claims = unverified_claims(token)
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or isinstance(exp, bool):
         return None
@@ -114,35 +122,54 @@ def token_max_age(token: Optional[str]) -> Optional[int]:
 class RelayedCookie:
     """A Qelos Set-Cookie, parsed for relaying to the app's browser."""
 
-    def __init__(self, name: str, value: str, attributes: List[Tuple[str, Optional[str]]]) -> None:
+    def __init__(self, name: str, value: str, attributes: List[Tuple[str, str]]) -> None:
         self.name = name
         self.value = value
         self.attributes = attributes
 
     @property
-    def is_deletion(self) -> bool:
+    def max_age(self) -> Optional[int]:
+        """The Max-Age a browser honours: the last well-formed one (RFC 6265 5.3, step 11), ASCII digits only."""
+        found: Optional[int] = None
         for key, val in self.attributes:
-            if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
-                return int(val) <= 0
-        return self.value == ""
+            if key == "max-age" and _MAX_AGE.fullmatch(val):
+                found = int(val)
+        return found
+
+    @property
+    def expires(self) -> Optional[str]:
+        """The last Expires, when it is printable ASCII of a sane length (else a browser-side parse may fail)."""
+        found: Optional[str] = None
+        for key, val in self.attributes:
+            if key == "expires" and val and _EXPIRES.fullmatch(val):
+                found = val
+        return found
+
+    @property
+    def is_deletion(self) -> bool:
+        max_age = self.max_age
+        return self.value == "" if max_age is None else max_age <= 0
 
     def __repr__(self) -> str:
         return f"RelayedCookie(name={self.name!r}, deletion={self.is_deletion})"
 
 
 def parse_set_cookie(header: str) -> Optional[RelayedCookie]:
-    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed."""
+    """Split a Set-Cookie value into name, value and lower-cased attributes; None when malformed.
+
+    A valueless attribute (``HttpOnly``) gets the value ``""``: no reader tells it from ``Name=``.
+    """
     first, *rest = header.split(";")
     name, sep, value = first.partition("=")
     name, value = name.strip(), value.strip()
-    if not sep or not name or any(c in name for c in ' \t,"\\') or not value.isprintable():
+    if not sep or not name or any(c in name for c in ' \t,"\\') or not _COOKIE_VALUE.fullmatch(value):
         return None
-    attributes: List[Tuple[str, Optional[str]]] = []
+    attributes: List[Tuple[str, str]] = []
     for part in rest:
-        key, has_value, val = part.partition("=")
+        key, _, val = part.partition("=")
         key = key.strip().lower()
         if key:
-            attributes.append((key, val.strip() if has_value else None))
+            attributes.append((key, val.strip()))
     return RelayedCookie(name, value, attributes)
 
 
@@ -157,20 +184,16 @@ def relay_to_app(
     reached the app over https (so plain-http development works). Lifetime attributes are kept, but
     never beyond the token's own lifetime (``exp - iat``).
     """
-    max_age: Optional[int] = None
-    expires: Optional[str] = None
-    for key, val in cookie.attributes:
-        if key == "max-age" and val is not None and val.strip().lstrip("-").isdigit():
-            max_age = int(val)
-        elif key == "expires" and val:
-            expires = val
+    max_age, expires = cookie.max_age, cookie.expires
     if cookie.is_deletion:
         max_age, expires = 0, None
     else:
         # Qelos may give a cookie a longer life than its token (30 days for the 5-hour token of a social
         # login); a browser keeping a dead token would look signed in to nobody.
+        # A cookie without Max-Age or Expires ends with the browser session: it stays one.
         lifetime = token_max_age(cookie.value)
-        if lifetime is not None and (max_age is None or max_age > lifetime):
+        persistent = max_age is not None or expires is not None
+        if lifetime is not None and persistent and (max_age is None or max_age > lifetime):
             max_age, expires = lifetime, None
     buffer.set_cookie(
         cookie.name,

@@ -18,6 +18,11 @@ _TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/=:%!#$&'*^`|]+$")
 _SESSION_COOKIE = re.compile(r"^qlt_[A-Za-z0-9\-._~]{1,8}$")
 
 
+def is_token_text(value: str) -> bool:
+    """Whether ``value`` can travel as a Bearer header and a cookie value unchanged."""
+    return _TOKEN.fullmatch(value) is not None
+
+
 @dataclass
 class TokenPair:
     """The caller's access and refresh tokens; mutated in place when they are refreshed."""

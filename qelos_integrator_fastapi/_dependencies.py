@@ -70,13 +70,19 @@ QELOS_AUTH_RESPONSES: Dict[Union[int, str], Dict[str, Any]] = {
 }
 
 
-def get_qelos(request: HTTPConnection) -> Optional[QelosRequestContext]:
+# Both dependencies are coroutines: FastAPI runs a plain function dependency in a worker thread, a
+# thread hop per request for a dictionary lookup.
+async def get_qelos(request: HTTPConnection) -> Optional[QelosRequestContext]:
     """The request's QelosRequestContext, or None (skipped path, or no middleware)."""
+    return _context(request)
+
+
+def _context(request: HTTPConnection) -> Optional[QelosRequestContext]:
     ctx = request.scope.get("state", {}).get("qelos")
     return ctx if isinstance(ctx, QelosRequestContext) else None
 
 
-def require_user(
+async def require_user(
     request: HTTPConnection,
     _bearer: None = Depends(_bearer_scheme),
     _cookie: None = Depends(_cookie_scheme),
@@ -88,7 +94,7 @@ def require_user(
             "require_user found no Qelos context: add QelosIntegratorMiddleware to the app "
             "(app.add_middleware(QelosIntegratorMiddleware, config=QelosConfig(app_url=...)))"
         )
-    ctx = get_qelos(request)
+    ctx = _context(request)
     if ctx is not None and ctx.user is not None:
         return ctx
     status, body, headers = refusal(ctx.error if ctx is not None else None)

@@ -9,13 +9,15 @@ QelosError                    base
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 
 class QelosError(Exception):
     """Base of the integrator's errors."""
 
     code = "QELOS_ERROR"
+    # Set-Cookie headers Qelos sent with an answer that failed (a session rotation it made anyway).
+    set_cookies: Sequence[str] = ()
 
 
 class QelosUnauthorized(QelosError):

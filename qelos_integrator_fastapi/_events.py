@@ -14,6 +14,9 @@ CACHE_MISS = "cache_miss"
 TOKEN_REFRESHED = "token_refreshed"
 REFRESH_REJECTED = "refresh_rejected"
 UPSTREAM_ERROR = "upstream_error"
+# Not tied to a request (mode and path are empty): Redis (QelosConfig.redis_url) failed, or answers again.
+REDIS_UNAVAILABLE = "redis_unavailable"
+REDIS_RECOVERED = "redis_recovered"
 
 
 @dataclass(frozen=True)

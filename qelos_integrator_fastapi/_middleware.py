@@ -11,13 +11,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._backend import QelosAuthBackend
-from ._config import QelosConfig
+from ._config import QelosConfig, QelosConfigError
 from ._context import QelosRequestContext, ResolveWorkspace
 from ._credentials import read_credentials
 from ._errors import refusal
 from ._events import OnEvent
 from ._origin import SAFE_METHODS, cross_origin
+from ._redis_store import on_asyncio, trio_refusal
 from ._refresh import OnTokenRefresh
+from ._sdk import build_prototype
 
 logger = logging.getLogger("qelos_integrator_fastapi")
 
@@ -53,11 +55,12 @@ class QelosIntegratorMiddleware:
         self.backend = QelosAuthBackend(
             config, resolve_workspace=resolve_workspace, on_token_refresh=on_token_refresh, on_event=on_event
         )
-        self._authenticate = AuthenticationMiddleware(_Gate(app, config), backend=self.backend, on_error=_on_error)
+        self._gate = _Gate(app, config)
+        self._authenticate = AuthenticationMiddleware(self._gate, backend=self.backend, on_error=_on_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._closing_on_shutdown(send))
+            await self.app(scope, self._starting(receive, send), self._closing_on_shutdown(send))
             return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -69,7 +72,11 @@ class QelosIntegratorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        if self.config.csrf_check:
+        # No credential can be read from a request without these headers: it is anonymous, without asking anyone.
+        anonymous = not self.config.api_token and not any(
+            name == b"authorization" or name == b"cookie" for name, _ in scope["headers"]
+        )
+        if self.config.csrf_check and not anonymous:
             problem = self._cross_origin(scope)
             if problem is not None:
                 method = scope.get("method", "WebSocket")
@@ -87,7 +94,9 @@ class QelosIntegratorMiddleware:
         async def send_with_cookies(message: Message) -> None:
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
-                cookies.flush_into(MutableHeaders(scope=message))
+                cookies._started = True
+                if cookies._cookies:
+                    cookies.flush_into(MutableHeaders(scope=message))
             elif kind == "websocket.accept":
                 message["headers"] = cookies.flush_into_list(list(message.get("headers", [])))
             await send(message)
@@ -99,10 +108,14 @@ class QelosIntegratorMiddleware:
                 scope["auth"] = AuthCredentials()
                 scope["user"] = UnauthenticatedUser()
                 await self.app(scope, receive, send_with_cookies)
+            elif anonymous:
+                scope["auth"] = AuthCredentials()
+                scope["user"] = UnauthenticatedUser()
+                await self._gate(scope, receive, send_with_cookies)
             else:
                 await self._authenticate(scope, receive, send_with_cookies)
         finally:
-            await ctx._finish()
+            ctx._finish()
 
     def _cross_origin(self, scope: Scope) -> Optional[str]:
         """Why a state-changing request authenticated by a cookie is refused as cross-site; None to go on."""
@@ -115,14 +128,29 @@ class QelosIntegratorMiddleware:
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                await self.backend.client.aclose()
+                await self.backend.aclose()
             await send(message)
 
         return lifespan_send
 
+    def _starting(self, receive: Receive, send: Send) -> Receive:
+        """At startup: refuse redis_url on trio (redis-py is asyncio only), then build the SDK prototype."""
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.config.redis_url is not None and not on_asyncio():
+                    await send({"type": "lifespan.startup.failed", "message": trio_refusal()})
+                    raise QelosConfigError(trio_refusal())
+                # The request SDK's prototype, built before the first request, then frozen out of the collector.
+                build_prototype()
+            return message
+
+        return lifespan_receive
+
     async def aclose(self) -> None:
-        """Close the pooled Qelos client (done for you on lifespan shutdown)."""
-        await self.backend.client.aclose()
+        """Close the pooled Qelos client and the Redis client (done for you on lifespan shutdown)."""
+        await self.backend.aclose()
 
 
 class _Gate:
@@ -134,8 +162,9 @@ class _Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.config.require_auth and not scope["user"].is_authenticated:
-            ctx = scope.get("state", {}).get("qelos")
-            await deny(scope, receive, send, ctx.error if isinstance(ctx, QelosRequestContext) else None)
+            # Only QelosIntegratorMiddleware builds a _Gate, after backend.start stored the context.
+            ctx: QelosRequestContext = scope["state"]["qelos"]
+            await deny(scope, receive, send, ctx.error)
             return
         await self.app(scope, receive, send)
 

@@ -28,8 +28,8 @@ class _Flight:
 class SuccessorStore(Protocol):
     """Where the pair a refresh returned is remembered for a short while, keyed by the spent refresh token.
 
-    In-process by default (SuccessorMemory); a store shared by several processes implements the same
-    three operations. Stores get the tokens themselves, so they may derive keys from them.
+    In-process by default (SuccessorMemory); a store shared by several processes (RedisSuccessorStore)
+    implements the same four operations. Stores get the tokens themselves, so they may derive keys from them.
     """
 
     async def recall(self, spent: str) -> Optional[TokenPair]: ...
@@ -38,6 +38,9 @@ class SuccessorStore(Protocol):
 
     async def forget(self, tokens: Iterable[str]) -> None:
         """Drop every remembered pair leading to or from any of these (access or refresh) tokens."""
+
+    async def exchange(self, spent: str, refresh: Callable[[str], Awaitable[TokenPair]]) -> TokenPair:
+        """``refresh(spent)`` once among everyone sharing the store, and remember its successor."""
 
 
 class SuccessorMemory:
@@ -90,6 +93,11 @@ class SuccessorMemory:
             entry = self._drop(key)
             if entry is not None:
                 pending.extend(entry[2])
+
+    async def exchange(self, spent: str, refresh: Callable[[str], Awaitable[TokenPair]]) -> TokenPair:
+        successor = await refresh(spent)
+        await self.remember(spent, successor)
+        return successor
 
     def _drop(self, key: str) -> Optional[Tuple[float, TokenPair, Tuple[str, ...]]]:
         entry = self._entries.pop(key, None)
@@ -153,8 +161,7 @@ class Refresher:
 
     async def _fly(self, key: str, refresh_token: str, flight: _Flight) -> None:
         try:
-            flight.result = await self._refresh(refresh_token)
-            await self.store.remember(refresh_token, flight.result)
+            flight.result = await self.store.exchange(refresh_token, self._refresh)
         except QelosError as exc:
             flight.error = exc
         except Exception as exc:

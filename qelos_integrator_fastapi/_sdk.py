@@ -10,13 +10,14 @@ fully rewired, we fall back to plain construction (correct, slower) and warn onc
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple, cast
 
 import anyio
 import httpx
-from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
+from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions, QlAuthentication, QlBlueprintEntities, QlBlueprints
 
 from ._client import no_cookie_jar
 from ._config import QelosConfig
@@ -57,22 +58,20 @@ class RequestCaller(Protocol):
     async def _signed_out(self) -> None: ...
 
 
+# The request's caller rides on each upstream request, so one client and transport serve every request SDK.
+_CALLER = "qelos_integrator.caller"
+
+
 class _RequestTransport(httpx.AsyncBaseTransport):
     """Sends over the middleware's pool; retries once after a refresh when Qelos answers 401."""
 
-    def __init__(
-        self,
-        pool: Callable[[], httpx.AsyncBaseTransport],
-        timeout: httpx.Timeout,
-        deadline: float,
-        caller: RequestCaller,
-    ) -> None:
+    def __init__(self, pool: Callable[[], httpx.AsyncBaseTransport], timeout: httpx.Timeout, deadline: float) -> None:
         self._pool = pool
         self._timeout = timeout.as_dict()
         self._deadline = deadline
-        self._caller = caller
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        caller: RequestCaller = request.extensions[_CALLER]
         # qelos-sdk passes timeout=None, which httpx reads as "wait forever".
         if all(value is None for value in request.extensions.get("timeout", {}).values()):
             request.extensions["timeout"] = self._timeout
@@ -80,7 +79,7 @@ class _RequestTransport(httpx.AsyncBaseTransport):
         sent = request.headers.get("authorization", "")
         if response.status_code == 401 and sent.startswith("Bearer ") and request.url.path not in _NO_AUTH_PATHS:
             try:
-                new_token = await self._caller.refresh_after_401(sent[len("Bearer ") :])
+                new_token = await caller.refresh_after_401(sent[len("Bearer ") :])
             except RefreshTooLate:
                 await response.aclose()
                 body = {"code": REFRESH_TOO_LATE, "message": _REFRESH_TOO_LATE_MESSAGE}
@@ -91,40 +90,144 @@ class _RequestTransport(httpx.AsyncBaseTransport):
                 response = await self._send(request)
         cookies = httpx.Headers(response.headers).get_list("set-cookie")
         if cookies:
-            self._caller.relay(cookies)
+            caller.relay(cookies)
         if request.url.path == "/api/logout" and response.is_success:
-            await self._caller._signed_out()
+            await caller._signed_out()
         return response
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
+        # The deadline covers the body too: qelos-sdk reads it after this returns, where nothing bounds
+        # the whole read (httpx's read timeout restarts with every byte of a dribbling answer).
         limit = self._deadline
         try:
             with anyio.fail_after(limit):
-                return await self._pool().handle_async_request(request)
+                response = await self._pool().handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except TimeoutError as exc:
             raise httpx.ReadTimeout(f"Qelos did not answer within {limit}s", request=request) from exc
+        return response
 
     async def aclose(self) -> None:
         """The pool belongs to the middleware; closing the request SDK must not close it."""
+
+
+class _RequestClient:
+    """The client every module of one request SDK holds: the shared client, told which request calls.
+
+    Closed when its request ends (``close``), so a request SDK kept past its request fails as a closed
+    ``httpx.AsyncClient`` does instead of acting for a request that is over.
+    """
+
+    __slots__ = ("_caller", "_http")
+
+    def __init__(self, http: httpx.AsyncClient, caller: RequestCaller) -> None:
+        self._http = http
+        self._caller: Optional[RequestCaller] = caller
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self._caller is None:
+            raise RuntimeError("Cannot send a request, as the client has been closed (its request has ended).")
+        return await self._http.request(method, url, extensions={_CALLER: self._caller}, **kwargs)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._caller is None
+
+    def close(self) -> None:
+        self._caller = None
+
+    async def aclose(self) -> None:
+        """Closes this request's client only: the shared client and the pool belong to the middleware."""
+        self.close()
+
+
+class _RequestSdk(QelosSDK):
+    """A ``QelosSDK`` whose modules are cloned from the prototype on first use, all on one light client."""
+
+    # Not QelosSDK.__init__: it builds a dozen httpx clients; a module costs a shallow copy when first read.
+    def __init__(self, options: QelosSDKOptions, client: _RequestClient) -> None:
+        self._ql_options = options
+        self._app_url = options.app_url.rstrip("/")
+        self._client = client  # type: ignore[assignment]
+        self._custom_headers = {}
+
+    def _caller_tokens(self) -> TokenPair:
+        caller = self.__dict__["_client"]._caller
+        return caller.tokens if caller is not None else TokenPair()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not set yet: the modules.
+        module = vars(_prototypes()[0]).get(name)
+        if not isinstance(module, BaseSDK):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        clone = _clone(module, self._ql_options, self._client, {})
+        if isinstance(clone, QlAuthentication):
+            tokens = self._caller_tokens()
+            clone._access_token = tokens.access_token
+            clone._refresh_token = tokens.refresh_token
+            clone._api_token = self._ql_options.api_token
+        setattr(self, name, clone)
+        return clone
+
+
+class _RequestBlueprints(QlBlueprints):
+    def entities_of(self, blueprint_key: str) -> QlBlueprintEntities:
+        # Entity managers are cloned per blueprint key on demand, never new httpx clients.
+        entities: Optional[QlBlueprintEntities] = self._entities.get(blueprint_key)
+        if entities is None:
+            entities = _clone(_prototypes()[1], self._ql_options, self._client, {})
+            entities._blueprint_key = blueprint_key
+            self._entities[blueprint_key] = entities
+        return entities
+
+
+def _clone(obj: Any, options: QelosSDKOptions, client: Any, memo: Dict[int, Any]) -> Any:
+    """A shallow copy of a prototype module, rewired to this request: options, client, app_url, own state."""
+    if id(obj) in memo:
+        return memo[id(obj)]
+    new = copy.copy(obj)
+    memo[id(obj)] = new
+    if type(new) is QlBlueprints:
+        new.__class__ = _RequestBlueprints
+    proto_options = _prototypes()[0]._ql_options
+    for name, value in vars(new).items():
+        if isinstance(value, BaseSDK):
+            setattr(new, name, _clone(value, options, client, memo))
+        elif value is proto_options:
+            setattr(new, name, options)
+        elif isinstance(value, (httpx.AsyncClient, _RequestClient)):
+            setattr(new, name, client)
+        elif isinstance(value, (dict, list, set)):
+            setattr(new, name, type(value)())
+    if isinstance(new, BaseSDK):
+        new._app_url = options.app_url.rstrip("/")
+    return new
 
 
 class RequestSdkFactory:
     def __init__(self, config: QelosConfig, pool: Callable[[], httpx.AsyncBaseTransport]) -> None:
         self._config = config
         self._pool = pool
-        self._timeout = config.http_timeout
-        self._fallback = False
-        # The clone's wiring depends only on qelos-sdk's shape: checked on the first build, then trusted.
-        self._verified = False
+        self._http: Optional[httpx.AsyncClient] = None
+        # qelos-sdk releases of another shape get a plain QelosSDK per request (correct, slower).
+        self._fallback: Optional[bool] = None
+
+    def _shared(self) -> httpx.AsyncClient:
+        # One client for every request SDK of this middleware (made on first use); each call carries its request.
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                transport=_RequestTransport(self._pool, self._config.http_timeout, self._config.deadline),
+                cookies=no_cookie_jar(),
+                timeout=self._config.http_timeout,
+                trust_env=False,
+            )
+        return self._http
 
     def build(self, ctx: RequestCaller) -> QelosSDK:
-        http = httpx.AsyncClient(
-            transport=_RequestTransport(self._pool, self._timeout, self._config.deadline, ctx),
-            cookies=no_cookie_jar(),
-            timeout=self._config.http_timeout,
-            trust_env=False,
-        )
-        api_token = self._config.api_token
+        client = _RequestClient(self._shared(), ctx)
         tenant = self._config.tenant
         custom: Dict[str, str] = {}
 
@@ -136,100 +239,95 @@ class RequestSdkFactory:
 
         options = QelosSDKOptions(
             app_url=self._config.upstream_url,
-            api_token=api_token,
+            api_token=self._config.api_token,
             get_access_token=lambda: ctx.tokens.access_token,
             extra_headers=extra_headers,
             force_refresh=False,
             **self._config.sdk_options,
         )
-        sdk = None if self._fallback else self._clone(options, http, ctx)
-        if sdk is None:
+        if self._fallback is None:
+            self._fallback = not _clone_is_rewired(options, client)
+        sdk: QelosSDK
+        if self._fallback:
             sdk = QelosSDK(options)
-            _rewire_clients(sdk, http)
-        sdk._custom_headers = custom
-        return sdk
-
-    def _clone(self, options: QelosSDKOptions, http: httpx.AsyncClient, ctx: RequestCaller) -> Optional[QelosSDK]:
-        prototype, entity_prototype = _prototypes()
-        app_url = self._config.upstream_url
-        memo: Dict[int, Any] = {}
-        proto_options = prototype._ql_options
-
-        def clone(obj: Any) -> Any:
-            if id(obj) in memo:
-                return memo[id(obj)]
-            new = copy.copy(obj)
-            memo[id(obj)] = new
-            if isinstance(new, BaseSDK):
-                new._app_url = app_url
-            for name, value in vars(new).items():
-                if isinstance(value, BaseSDK):
-                    setattr(new, name, clone(value))
-                elif value is proto_options:
-                    setattr(new, name, options)
-                elif isinstance(value, httpx.AsyncClient):
-                    setattr(new, name, http)
-                elif isinstance(value, (dict, list, set)):
-                    setattr(new, name, type(value)())
-            return new
-
-        sdk: QelosSDK = clone(prototype)
-        auth = sdk.authentication
-        auth._access_token = ctx.tokens.access_token
-        auth._refresh_token = ctx.tokens.refresh_token
-        auth._api_token = self._config.api_token
-        blueprints = sdk.blueprints
-
-        def entities_of(blueprint_key: str) -> Any:
-            cache = blueprints._entities
-            if blueprint_key not in cache:
-                memo.pop(id(entity_prototype), None)
-                entities = clone(entity_prototype)
-                entities._blueprint_key = blueprint_key
-                cache[blueprint_key] = entities
-            return cache[blueprint_key]
-
-        # Entity managers are built per blueprint key on demand; ours are clones, not new clients.
-        blueprints.entities_of = entities_of  # type: ignore[method-assign]
-        if self._verified:
-            return sdk
-        sdk.entities("__check__")  # an entity manager built on demand must be rewired too
-        rewired = _is_rewired(sdk, http, options, memo)
-        blueprints._entities.clear()
-        if rewired:
-            self._verified = True
+            for module in _modules(sdk):
+                module._client = client  # type: ignore[assignment]
         else:
-            self._fallback = True
-            logger.warning(
-                "qelos-sdk %s has a shape this integrator does not know; building the request SDK the slow "
-                "way (about 0.5 s of CPU on first touch per request). Pin qelos-sdk<4.1 or upgrade this package.",
-                _sdk_version(),
-            )
-            return None
+            sdk = _RequestSdk(options, client)
+        sdk._custom_headers = custom
         return sdk
 
 
 _prototype_lock = threading.Lock()
-_prototype: Optional[Tuple[QelosSDK, BaseSDK]] = None
+_prototype: Optional[Tuple[QelosSDK, QlBlueprintEntities]] = None
 
 
-def _prototypes() -> Tuple[QelosSDK, BaseSDK]:
+def _prototypes() -> Tuple[QelosSDK, QlBlueprintEntities]:
     global _prototype
-    with _prototype_lock:
-        if _prototype is None:
-            sdk = QelosSDK(QelosSDKOptions(app_url="http://qelos.prototype.invalid"))
-            _prototype = (sdk, sdk.entities("__prototype__"))
-        return _prototype
+    if _prototype is None:
+        with _prototype_lock:
+            if _prototype is None:
+                sdk = QelosSDK(QelosSDKOptions(app_url="http://qelos.prototype.invalid"))
+                _prototype = (sdk, sdk.entities("__prototype__"))
+    return _prototype
 
 
-async def close_request_sdk(sdk: QelosSDK) -> None:
-    """Close every client the request SDK holds (only the request's light client, unless we fell back)."""
-    closed = set()
-    for module in _modules(sdk):
-        client = module._client
-        if id(client) not in closed:
-            closed.add(id(client))
-            await client.aclose()
+def build_prototype() -> None:
+    """Build the SDK prototype now (about 0.5 s of CPU), then move the heap out of the collector's way.
+
+    Called at lifespan startup, so no request pays for it; ``gc.freeze()`` puts every object alive then
+    (the app's imports, the prototype's ~35,000 objects) in the permanent generation, which later
+    collections do not walk.
+    """
+    _prototypes()
+    gc.freeze()
+
+
+def _clone_is_rewired(options: QelosSDKOptions, client: _RequestClient) -> bool:
+    """Checked once per factory: a clone with every module read reaches nothing of the prototype's."""
+    prototype = _prototypes()[0]
+    check = _RequestSdk(options, client)
+    own = set(vars(check))
+    try:
+        for name in vars(prototype):
+            if name not in own:
+                getattr(check, name)
+    except AttributeError:
+        return _unknown_shape()
+    check.entities("__check__")  # an entity manager built on demand must be rewired too
+    prototype_parts = {id(obj) for obj in _reachable(prototype)}
+    for obj in _reachable(check):
+        if (
+            id(obj) in prototype_parts
+            or any(isinstance(v, httpx.AsyncClient) for v in vars(obj).values())
+            or (
+                isinstance(obj, BaseSDK)
+                and (
+                    obj._client is not cast(Any, client)
+                    or obj._ql_options is not options
+                    or obj._app_url != check._app_url
+                )
+            )
+        ):
+            return _unknown_shape()
+    return True
+    return _unknown_shape()
+
+
+def _unknown_shape() -> bool:
+    logger.warning(
+        "qelos-sdk %s has a shape this integrator does not know; building the request SDK the slow "
+        "way (about 0.5 s of CPU on first touch per request). Pin qelos-sdk<4.1 or upgrade this package.",
+        _sdk_version(),
+    )
+    return False
+
+
+def end_request_sdk(sdk: QelosSDK) -> None:
+    """The request is over: its SDK must not act for it any more (no I/O, nothing to walk)."""
+    client = sdk._client
+    if isinstance(client, _RequestClient):
+        client.close()
 
 
 def _reachable(sdk: QelosSDK) -> Iterator[Any]:
@@ -251,33 +349,12 @@ def _is_part(value: Any) -> bool:
     return (
         hasattr(value, "__dict__")
         and not callable(value)
-        and not isinstance(value, (httpx.AsyncClient, QelosSDKOptions))
+        and not isinstance(value, (httpx.AsyncClient, _RequestClient, QelosSDKOptions))
     )
 
 
 def _modules(sdk: QelosSDK) -> List[BaseSDK]:
     return [obj for obj in _reachable(sdk) if isinstance(obj, BaseSDK)]
-
-
-def _is_rewired(sdk: QelosSDK, http: httpx.AsyncClient, options: QelosSDKOptions, memo: Dict[int, Any]) -> bool:
-    """True when nothing reachable from the clone still belongs to the prototype or its clients."""
-    clones = {id(v) for v in memo.values()}
-    for obj in _reachable(sdk):
-        if isinstance(obj, BaseSDK) and (
-            id(obj) not in clones
-            or obj._client is not http
-            or obj._ql_options is not options
-            or obj._app_url != options.app_url
-        ):
-            return False
-        if any(isinstance(v, httpx.AsyncClient) and v is not http for v in vars(obj).values()):
-            return False
-    return True
-
-
-def _rewire_clients(sdk: QelosSDK, http: httpx.AsyncClient) -> None:
-    for module in _modules(sdk):
-        module._client = http
 
 
 def _sdk_version() -> str:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import base64
+import json
 from typing import List, Tuple
 
-from qelos_integrator_fastapi import AuthMode, QelosConfig
-from qelos_integrator_fastapi._credentials import read_credentials
+from qelos_integrator_fastapi import AuthMode, QelosConfig, TokenPair
+from qelos_integrator_fastapi._credentials import read_credentials, unverified_claims
 
 CONFIG = QelosConfig(app_url="https://qelos.example.com")
 
@@ -125,3 +127,38 @@ def test_a_session_cookie_of_another_tenant_is_named_only_when_qelos_could_have_
     assert other("qlt_a%0d%0ab=v") is None  # never a client's arbitrary name in a log line
     assert other("qlt_0=") is None  # ours, empty
     assert read_credentials(scope(("cookie", "qlt_0=s; qlt_acme=v")), CONFIG).other_tenant_cookie is None
+
+
+def test_a_session_cookie_keeps_the_reason_an_earlier_credential_was_ignored() -> None:
+    creds = read_credentials(scope(("authorization", "Basic dXNlcjpwdw=="), ("cookie", "qlt_0=session")), CONFIG)
+    assert (creds.mode, creds.session_cookie) == (AuthMode.SESSION, ("qlt_0", "session"))
+    assert creds.rejected == "Authorization scheme is not Bearer"
+
+
+def test_a_credential_with_a_character_no_token_has_is_ignored_with_its_reason() -> None:
+    creds = read_credentials(scope(("authorization", "Bearer <script>")), CONFIG)
+    assert (creds.mode, creds.rejected) == (AuthMode.ANONYMOUS, "credential with characters a token cannot contain")
+
+
+def test_reprs_show_which_credentials_are_present_and_mask_them() -> None:
+    access, refresh = "access-token-value", "refresh-token-value"
+    assert repr(TokenPair(access, refresh)) == (
+        "TokenPair(access_token='acc…(18 chars)', refresh_token='ref…(19 chars)')"
+    )
+    tokens = read_credentials(scope(("cookie", f"q_access_token={access}; q_refresh_token={refresh}")), CONFIG)
+    assert repr(tokens) == (
+        "Credentials(mode=token, access_token='acc…(18 chars)', refresh_token='ref…(19 chars)', "
+        "session_cookie=None, rejected=None, other_tenant_cookie=None)"
+    )
+    session = read_credentials(scope(("cookie", "qlt_0=session-cookie-value")), CONFIG)
+    assert repr(session) == (
+        "Credentials(mode=session, access_token=None, refresh_token=None, "
+        "session_cookie=('qlt_0', '***'), rejected=None, other_tenant_cookie=None)"
+    )
+
+
+def test_claims_are_read_whatever_padding_the_base64_payload_needs() -> None:
+    for size in range(12):
+        claims = {"exp": 1800000000, "pad": "x" * size}
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        assert unverified_claims(f"header.{payload}.signature") == claims

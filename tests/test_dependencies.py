@@ -134,3 +134,25 @@ def test_require_user_without_middleware_says_what_to_do() -> None:
 
     with TestClient(app, raise_server_exceptions=True) as client, pytest.raises(RuntimeError, match="add_middleware"):
         client.get("/private")
+
+
+@pytest.mark.anyio
+async def test_the_dependencies_run_on_the_event_loop_not_in_a_worker_thread(
+    seeded: FakeQelos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastapi.dependencies.utils as fastapi_dependencies
+
+    hops: list[Any] = []
+    run_in_threadpool = fastapi_dependencies.run_in_threadpool  # type: ignore[attr-defined]
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await run_in_threadpool(func, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi_dependencies, "run_in_threadpool", counted)
+    token = seeded.issue_tokens(seeded.user("alice")).access_token
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(seeded)), base_url="http://t") as http:
+        for path in ("/private", "/typed", "/public"):
+            assert (await http.get(path, headers={"Authorization": f"Bearer {token}"})).json() == {"user": "alice"}
+        assert (await http.get("/public")).json() == {"user": None}
+    assert hops == []

@@ -90,7 +90,7 @@ def attribute_name(attribute: str) -> str:
 @settings(max_examples=300, deadline=None)
 @given(
     cookie_value,
-    # At most one of each attribute: which of two Max-Age values counts is a separate question.
+    # At most one of each attribute (the last Max-Age counts: see tests/core/test_cookies.py).
     st.lists(attribute, max_size=8, unique_by=attribute_name),
     st.booleans(),
     st.sampled_from(["/", "/app"]),

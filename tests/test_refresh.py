@@ -150,6 +150,17 @@ async def test_cancelled_leader_still_completes_for_waiters() -> None:
     assert leader_scope.cancelled_caught
 
 
+async def test_each_refreshed_token_is_remembered_not_only_the_first() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    refresher = Refresher(upstream.refresh)
+    await refresher.refresh("r1")
+    second = await refresher.refresh("r2")
+    again = await refresher.refresh("r2")
+    assert (again.access_token, again.refresh_token) == (second.access_token, second.refresh_token)
+    assert upstream.calls == ["r1", "r2"]
+
+
 async def test_successor_memory_is_bounded() -> None:
     upstream = Upstream()
     upstream.release.set()
@@ -169,6 +180,19 @@ async def test_expired_successors_are_dropped_when_the_next_is_remembered() -> N
     for i in range(3):
         await refresher.refresh(f"r{i}")
     now[0] = 31.0
+    await refresher.refresh("r3")
+    assert len(memory) == 1
+
+
+async def test_successors_are_dropped_exactly_ttl_seconds_after_they_were_remembered() -> None:
+    upstream = Upstream()
+    upstream.release.set()
+    now = [0.0]
+    memory = SuccessorMemory(ttl=30.0, max_entries=10_000, clock=lambda: now[0])
+    refresher = Refresher(upstream.refresh, store=memory)
+    for i in range(3):
+        await refresher.refresh(f"r{i}")
+    now[0] = 30.0
     await refresher.refresh("r3")
     assert len(memory) == 1
 

@@ -130,9 +130,10 @@ class TestConfiguration:
             create_qelos_auth_router(config_for(fake, api_token="ql_x"), secret_key=SECRET)
 
 
-# Mutants of safe_return_path that no test can kill (docs/testing.md): `urlsplit(value)` -> `urlsplit(None)` and
-# `parts.scheme or parts.netloc` -> `and` are equivalent, because a value that starts with one "/" and holds no
-# control character, space or backslash never has a scheme or a netloc; the check is a second line of defence.
+# Mutants of safe_return_path that no test can kill (docs/survivors/_return_path.md): `urlsplit(value)` ->
+# `urlsplit(None)` and `parts.scheme or parts.netloc` -> `and` are equivalent, because a value that starts with one
+# "/" and holds no control character, space or backslash never has a scheme or a netloc; the check is a second line
+# of defence.
 @pytest.mark.parametrize(
     "value",
     [
@@ -370,7 +371,7 @@ def app_path(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-# Mutants of _oauth_state.py that survive these tests, and why that is harmless (docs/testing.md):
+# Mutants of _oauth_state.py that survive these tests, and why that is harmless (docs/survivors/_oauth_state.md):
 # - `secrets.token_urlsafe(24)` -> `(None)` or `(25)`: still a random nonce of at least 192 bits.
 # - the "p" key of the signed state renamed: nothing reads the provider back; it only makes states differ.
 # - `samesite="lax"` dropped from set_cookie or delete_cookie: Starlette's default is "lax".

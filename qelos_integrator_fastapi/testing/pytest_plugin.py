@@ -107,13 +107,13 @@ class QelosOverride:
             context = QelosRequestContext(user=user, workspace=workspace, workspaces=listed, mode=mode, sdk=sdk)
         pinned: QelosRequestContext = context
 
-        def pinned_get_qelos(request: HTTPConnection) -> Optional[QelosRequestContext]:
+        async def pinned_get_qelos(request: HTTPConnection) -> Optional[QelosRequestContext]:
             request.scope.setdefault("state", {})["qelos"] = pinned
             return pinned
 
-        def pinned_require_user(request: HTTPConnection) -> QelosRequestContext:
+        async def pinned_require_user(request: HTTPConnection) -> QelosRequestContext:
             request.scope.setdefault("state", {})["qelos"] = pinned
-            return require_user(request)
+            return await require_user(request)
 
         # FastAPI reads these annotations at run time; this module's annotations are strings (PEP 563).
         pinned_get_qelos.__annotations__["request"] = HTTPConnection

@@ -1,13 +1,23 @@
-"""Workspace roles as scopes: the caller's own membership, else the token's claim, in the claim's workspace only."""
+"""The Starlette contract: QelosUser's fields, workspace roles as scopes (the caller's own membership, else
+the token's claim, in the claim's workspace only), and the backend on its own."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Dict, List
 
+import httpx
 import pytest
 from qelos_sdk import QelosAPIError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from qelos_integrator_fastapi import QelosAuthBackend, QelosConfig, QelosUser
+from qelos_integrator_fastapi._client import QelosClient
 
 from ..support import bearer, client, config_for, fastapi_app, make_world, oauth_signin, upstream
 
@@ -124,3 +134,37 @@ async def test_a_resolver_choosing_another_workspace_than_the_tokens_gets_no_wor
     async with client(app) as http:
         body = (await http.get("/whoami", headers=bearer(pair.access_token))).json()
     assert sorted(s for s in body["scopes"] if s.startswith("workspace")) == ["workspace"]
+
+
+def test_a_qelos_user_built_from_me_json_keeps_only_well_typed_fields() -> None:
+    acme = {"_id": "w1", "members": [{"user": "u1", "roles": ["admin", 7]}]}
+    raw = {"_id": "u1", "username": "", "email": 42, "fullName": "", "name": None, "firstName": ["A"], "roles": "admin"}
+    raw["workspace"] = {"_id": "w1"}  # the claim: Qelos acts in w1, so the membership's roles count
+    user = QelosUser(raw, acme)
+    assert (user.username, user.email, user.full_name, user.first_name, user.last_name) == (None,) * 5
+    # A string is not a list of roles: "admin" must not become the roles a, d, m, i, n.
+    assert user.roles == ()
+    assert user.display_name == "u1"
+    assert user.raw is raw
+    assert user.workspace is acme
+    assert user.workspace_roles == ("admin",)
+
+
+async def test_a_backend_given_a_client_asks_qelos_through_it() -> None:
+    world = make_world()
+    shared = QelosClient(config_for(world.fake))
+    # The backend's own config reaches nothing that answers: every call must go through the shared client.
+    config = QelosConfig(app_url=world.fake.url, transport=httpx.MockTransport(lambda request: httpx.Response(500)))
+    backend = QelosAuthBackend(config, client=shared)
+    assert backend.config is config and backend.client is shared
+
+    async def whoami(request: Request) -> JSONResponse:
+        return JSONResponse({"user": request.user.display_name})
+
+    app = Starlette(routes=[Route("/", whoami)], middleware=[Middleware(AuthenticationMiddleware, backend=backend)])
+    pair = world.fake.issue_tokens(world.alice)
+    async with client(app) as http:
+        response = await http.get("/", headers={"Authorization": f"Bearer {pair.access_token}"})
+    await shared.aclose()
+    assert response.json() == {"user": "Alice Liddell"}
+    assert world.fake.count("GET /api/me") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, Dict, List
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from qelos_integrator_fastapi import QelosIntegratorMiddleware, create_qelos_auth_router
+from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware, create_qelos_auth_router
 from qelos_integrator_fastapi._client import QelosClient
 from qelos_integrator_fastapi.testing import FakeQelos
 
@@ -228,4 +229,35 @@ async def test_a_sign_out_qelos_refuses_to_record_is_logged_with_the_reason(capl
     assert out.json() == {"signed_out": True, "revoked": False}
     assert warnings(caplog) == [
         "sign-out could not reach Qelos (POST /api/logout answered 500 (down)); the app's cookies are cleared anyway"
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    ("app_url", "where_and_why"),
+    [
+        # Nothing listens there: the port refuses.
+        ("http://127.0.0.1:{port}", "127.0.0.1:{port}: connection refused"),
+        # RFC 6761: .invalid never resolves (answered by the local resolver, no network needed).
+        ("https://qelos.invalid", "qelos.invalid:443: the name does not resolve"),
+    ],
+    ids=["refused", "unresolvable"],
+)
+async def test_an_unreachable_qelos_is_logged_with_its_host_port_and_why(
+    caplog: pytest.LogCaptureFixture, app_url: str, where_and_why: str
+) -> None:
+    port = _free_port()
+    config = QelosConfig(app_url=app_url.format(port=port), timeout=2.0)
+    caplog.set_level(logging.WARNING, "qelos_integrator_fastapi")
+    async with client(fastapi_app(config)) as http:
+        response = await http.get("/whoami", headers={"Authorization": "Bearer a.b.c"})
+    assert response.status_code == 200
+    assert caplog.messages == [
+        f"could not resolve the Qelos user: GET /api/me failed: ConnectError ({where_and_why.format(port=port)})"
     ]

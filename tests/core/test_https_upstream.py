@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-import socket
 import ssl
-import threading
-import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, AsyncIterator, Dict, Iterator, List, Tuple
@@ -30,9 +27,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qelos_integrator_fastapi import QelosConfig, QelosIntegratorMiddleware
+from qelos_integrator_fastapi._pool import QelosPool
 from qelos_integrator_fastapi.testing import FakeQelos, FakeUser
 
-from ..support import cookie_header
+from ..support import cookie_header, loopback_listener, served_on_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +44,8 @@ class _Loopback(httpx.AsyncBaseTransport):
         context = ssl.create_default_context()
         ca.configure_trust(context)
         self._port = port
-        self._inner = httpx.AsyncHTTPTransport(verify=context)
+        # The product's own pool (QelosPool over httpcore2), with this test's CA: the stack a deployment uses.
+        self._inner = QelosPool(httpx.Limits(max_connections=100, max_keepalive_connections=20), ssl_context=context)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert request.url.host == QELOS_HOST, f"unexpected upstream host {request.url.host}"
@@ -82,8 +81,7 @@ class TlsQelos:
 def tls_qelos() -> Iterator[TlsQelos]:
     ca = trustme.CA()
     server_cert = ca.issue_cert(QELOS_HOST)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     port = listener.getsockname()[1]
     url = f"https://{QELOS_HOST}:{port}"
     # cookie_rotation_after=0: every cookie-authenticated call rotates the session cookie, as Qelos
@@ -96,19 +94,8 @@ def tls_qelos() -> Iterator[TlsQelos]:
     with server_cert.private_key_and_cert_chain_pem.tempfile() as pem:
         config = uvicorn.Config(fake, log_level="warning", lifespan="off", ssl_certfile=pem, ssl_keyfile=pem)
         config.load()
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
+    with served_on_loopback(listener, config):
         yield TlsQelos(fake, url, port, ca, alice, bob, carol)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 def _app(config: QelosConfig) -> Starlette:

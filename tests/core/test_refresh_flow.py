@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from qelos_integrator_fastapi import QelosIntegratorMiddleware, TokenRefreshContext
+from qelos_integrator_fastapi import QelosIntegratorMiddleware, TokenRefreshContext, write_token_cookies
 
 from ..support import client, config_for, cookie_header, cookie_names, fastapi_app, make_world, set_cookie_headers
 
@@ -121,6 +121,27 @@ async def test_custom_on_token_refresh_receives_the_cookie_buffer_and_its_cookie
     assert type(ctx.response).__name__ == "CookieBuffer"
     assert "access_token" not in repr(ctx).replace("access_token=", "")  # no token in the repr
     assert pair.refresh_token not in repr(ctx)
+
+
+async def test_the_hooks_sdk_already_calls_qelos_with_the_new_tokens() -> None:
+    world = make_world()
+    pair = world.fake.issue_tokens(world.alice)
+    world.fake.clock.advance(ACCESS_TTL + 1)
+    seen: List[str] = []
+
+    async def greet(ctx: TokenRefreshContext) -> None:
+        seen.append((await ctx.sdk.authentication.get_logged_in_user())["_id"])
+        await write_token_cookies(ctx)
+
+    app = fastapi_app(config_for(world.fake), on_token_refresh=greet)
+    async with client(app) as http:
+        response = await http.get(
+            "/me", headers=cookie_header(q_access_token=pair.access_token, q_refresh_token=pair.refresh_token)
+        )
+    assert seen == [world.alice.id]
+    paths = [request.path for request in world.fake.requests]
+    hook_call = world.fake.requests[paths.index("/api/token/refresh") + 1]
+    assert hook_call.headers["authorization"] == f"Bearer {response.cookies['q_access_token']}"
 
 
 async def test_context_tokens_are_mutated_in_place_and_sdk_uses_the_new_token() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, AsyncIterator, Dict
+from typing import Any, AsyncIterator, Dict, List
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI, Request
@@ -239,3 +240,23 @@ async def test_seed_social_login_through_the_request_sdk_ends_with_a_page_sessio
         page = await browser.get("/dashboard")
     assert page.json()["user"] == "bob"
     assert page.json()["mode"] == "session"
+
+
+async def test_session_mode_needs_no_redis_parallel_requests_on_separate_workers_all_sign_in() -> None:
+    # Separate middlewares share nothing, as separate workers without Redis. Qelos rotates a cookie older than
+    # 30 min once and keeps accepting the old one (contract §1.6, §2.10), so no request of the burst can lose.
+    world = make_world()
+    cookie = world.fake.issue_session_cookie(world.alice, workspace=world.acme)
+    world.fake.clock.advance(ROTATION_AFTER + 1)
+    workers = [session_app(world) for _ in range(3)]
+    answers: List[httpx.Response] = []
+
+    async def one(app: FastAPI) -> None:
+        async with client(app) as http:
+            answers.append(await http.get("/dashboard", headers={"cookie": f"qlt_0={cookie}"}))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(one, workers[i % 3])
+    assert [a.json()["user"] for a in answers] == ["alice"] * 12
+    assert sum(1 for a in answers if session_cookies(a)) == 1  # rotated once, by whichever worker came first

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from typing import Any, Iterator, List
 
 import httpx
@@ -14,28 +11,18 @@ from qelos_sdk import BaseSDK, QelosSDK, QelosSDKOptions
 
 from qelos_integrator_fastapi.testing import FakeQelos
 
+from ..support import loopback_listener, served_on_loopback
+
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeQelos]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     port = listener.getsockname()[1]
     served = FakeQelos.demo(url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(served, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
+    with served_on_loopback(listener, uvicorn.Config(served, log_level="warning", lifespan="on")):
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 async def _close(sdk: QelosSDK) -> None:

@@ -1,0 +1,192 @@
+"""The pool's work per request does not grow with its size: counted, not timed, over real sockets."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Coroutine, List
+
+import anyio
+import httpcore2
+import httpx
+import pytest
+from anyio.abc import SocketStream
+
+from qelos_integrator_fastapi._pool import QelosPool
+
+pytestmark = pytest.mark.anyio
+
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+SEQUENTIAL = 50
+
+
+class Server:
+    """HTTP/1.1 keep-alive on loopback; while ``hold`` is set, answers wait until that many requests are in."""
+
+    def __init__(self) -> None:
+        self.hold = 0
+        self.waiting = 0
+        self.connections = 0
+        self.close_after_answer = False
+        self._all_in = anyio.Event()
+
+    async def handle(self, stream: SocketStream) -> None:
+        self.connections += 1
+        buffered = b""
+        async with stream:
+            while True:
+                try:
+                    buffered += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return
+                while b"\r\n\r\n" in buffered:
+                    _, buffered = buffered.split(b"\r\n\r\n", 1)
+                    if self.hold:
+                        self.waiting += 1
+                        if self.waiting == self.hold:
+                            self._all_in.set()
+                        await self._all_in.wait()
+                    await stream.send(ANSWER)
+                    if self.close_after_answer:
+                        return
+
+    def release_after(self, requests: int) -> None:
+        self.hold, self.waiting, self._all_in = requests, 0, anyio.Event()
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> List[int]:
+    """Keep-alive checks made on pooled connections (each probes the socket of an idle one)."""
+    counted = [0]
+    has_expired = httpcore2.AsyncHTTPConnection.has_expired
+
+    def counting(self: httpcore2.AsyncHTTPConnection) -> bool:
+        counted[0] += 1
+        return has_expired(self)
+
+    monkeypatch.setattr(httpcore2.AsyncHTTPConnection, "has_expired", counting)
+    return counted
+
+
+async def checks_per_request(
+    kept_alive: int, get: Callable[[str], Coroutine[Any, Any, None]], server: Server, url: str, checks: List[int]
+) -> float:
+    server.release_after(kept_alive)
+    async with anyio.create_task_group() as tg:
+        for _ in range(kept_alive):
+            tg.start_soon(get, url)
+    server.release_after(0)
+    assert server.connections == kept_alive
+    before = checks[0]
+    for _ in range(SEQUENTIAL):
+        await get(url)
+    assert server.connections == kept_alive  # every request reused a kept-alive connection
+    return (checks[0] - before) / SEQUENTIAL
+
+
+async def measure(kept_alive: int, pool_kind: str, checks: List[int]) -> float:
+    server = Server()
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        url = f"http://127.0.0.1:{port}/api/me"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, server.handle)
+            if pool_kind == "ours":
+                pool = QelosPool(httpx.Limits(max_connections=100, max_keepalive_connections=100))
+                async with httpx.AsyncClient(transport=pool) as http:
+
+                    async def get(target: str) -> None:
+                        assert (await http.get(target)).json() == {}
+
+                    per_request = await checks_per_request(kept_alive, get, server, url, checks)
+            else:
+                async with httpcore2.AsyncConnectionPool(max_connections=100) as stock:
+
+                    async def get(target: str) -> None:
+                        assert (await stock.request("GET", target)).status == 200
+
+                    per_request = await checks_per_request(kept_alive, get, server, url, checks)
+            tg.cancel_scope.cancel()
+    return per_request
+
+
+async def test_the_pools_checks_per_request_are_flat_from_2_to_64_kept_alive_connections(checks: List[int]) -> None:
+    small = await measure(2, "ours", checks)
+    large = await measure(64, "ours", checks)
+    assert small == large <= 2
+
+
+async def test_the_same_count_grows_with_the_size_of_httpcore2s_own_pool(checks: List[int]) -> None:
+    # What the counter would show without QelosPool: httpcore2's pool checks every idle connection per pass.
+    small = await measure(2, "httpcore2", checks)
+    large = await measure(64, "httpcore2", checks)
+    assert large > 10 * small
+
+
+async def serving(server: Server, body: Callable[[str], Awaitable[None]]) -> None:
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, server.handle)
+            await body(f"http://127.0.0.1:{port}/api/me")
+            tg.cancel_scope.cancel()
+
+
+async def test_the_pool_keeps_at_most_max_keepalive_idle_connections() -> None:
+    server = Server()
+    pool = QelosPool(httpx.Limits(max_connections=10, max_keepalive_connections=3))
+
+    async def body(url: str) -> None:
+        async with httpx.AsyncClient(transport=pool) as http:
+            server.release_after(10)
+            async with anyio.create_task_group() as tg:
+                for _ in range(10):
+                    tg.start_soon(http.get, url)
+            server.release_after(0)
+            assert pool._idle_count == 3 and pool._open == 3
+            for _ in range(5):
+                await http.get(url)
+        assert server.connections == 10  # the five later requests reused kept-alive connections
+        assert pool._open == 0
+
+    await serving(server, body)
+
+
+async def test_max_connections_bounds_requests_in_flight_and_the_pool_timeout_applies() -> None:
+    server = Server()
+    pool = QelosPool(httpx.Limits(max_connections=2, max_keepalive_connections=2))
+
+    async def body(url: str) -> None:
+        async with httpx.AsyncClient(transport=pool, timeout=httpx.Timeout(5, pool=0.2)) as http:
+            server.release_after(3)  # never reached: only two requests get a connection
+            failures: List[BaseException] = []
+
+            async def get() -> None:
+                try:
+                    await http.get(url)
+                except httpx.PoolTimeout as exc:
+                    failures.append(exc)
+                    server.hold = 0
+                    server._all_in.set()  # the two requests holding the connections may finish
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(get)
+            assert len(failures) == 1 and server.connections == 2
+
+    await serving(server, body)
+
+
+async def test_a_connection_the_server_closed_is_not_reused() -> None:
+    server = Server()
+    pool = QelosPool(httpx.Limits(max_connections=10, max_keepalive_connections=10))
+
+    async def body(url: str) -> None:
+        async with httpx.AsyncClient(transport=pool) as http:
+            await http.get(url)
+            server.close_after_answer = True
+            await http.get(url)
+            await anyio.sleep(0.05)  # the server's FIN reaches our idle socket
+            server.close_after_answer = False
+            assert (await http.get(url)).status_code == 200
+        assert server.connections == 2
+
+    await serving(server, body)
