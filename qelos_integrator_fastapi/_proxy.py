@@ -14,6 +14,7 @@ from typing import AsyncIterator, Dict, List, Optional, Tuple
 from urllib.parse import quote, unquote
 
 import anyio
+import anyio.lowlevel
 import httpx
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -109,13 +110,13 @@ class _Call:
     async def run(self) -> Response:
         if self.ctx is not None and self.ctx.mode is AuthMode.TOKEN and _stale(self.ctx.tokens.access_token):
             await self.ctx.refresh_after_401(self.ctx.tokens.access_token or "")
-        http = self.proxy.client(self.ctx).http
+        client = self.proxy.client(self.ctx)
         sent = self._credential_headers()
         try:
-            upstream = await self._send(http, sent)
+            upstream = await self._send(client, sent)
             if upstream is not None and upstream.status_code == 401 and await self._retry_after_401(sent):
                 await upstream.aclose()
-                upstream = await self._send(http, self._credential_headers())
+                upstream = await self._send(client, self._credential_headers())
         except httpx.TimeoutException as exc:
             return _timed_out(self.config, exc)
         except _CONNECTION_FAILED as exc:
@@ -167,16 +168,19 @@ class _Call:
             headers.append(("x-forwarded-host", incoming["host"]))
         return headers
 
-    async def _send(self, http: httpx.AsyncClient, credential: Dict[str, str]) -> Optional[httpx.Response]:
+    async def _send(self, client: QelosClient, credential: Dict[str, str]) -> Optional[httpx.Response]:
         """The upstream response, streaming; None when no response headers came within the timeout."""
         waiting = anyio.CancelScope()
         deadline = self.config.deadline
         body = self._body(waiting, deadline) if self.has_body else None
         if body is None:
             waiting.deadline = anyio.current_time() + deadline
-        upstream = http.build_request(self.request.method, self.url, headers=self._headers(credential), content=body)
+        request = client.http.build_request(
+            self.request.method, self.url, headers=self._headers(credential), content=body
+        )
         with waiting:
-            return await http.send(upstream, stream=True)
+            # The transport itself, as QelosClient does: httpx's send makes a reference cycle per response.
+            return await client.transport.handle_async_request(request)
         return None
 
     async def _body(self, waiting: anyio.CancelScope, deadline: float) -> AsyncIterator[bytes]:
@@ -248,8 +252,10 @@ class _Streamed(Response):
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(stream)
-                while (await receive())["type"] != "http.disconnect":
-                    pass
+                while (message := await receive())["type"] != "http.disconnect":
+                    if not message.get("more_body", False):
+                        # A server that answers again at once must not starve the streaming task.
+                        await anyio.lowlevel.checkpoint()
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
