@@ -4,7 +4,7 @@ import FastAPI."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 from ._lazy import lazy_exports
 
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from ._dependencies import QELOS_AUTH_RESPONSES, OptionalQelosContext, QelosContext, get_qelos, require_user
     from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
     from ._events import QelosEvent
-    from ._fastapi_router import create_qelos_auth_router
+    from ._fastapi_router import create_qelos_auth_router, create_qelos_proxy_router
     from ._middleware import QelosIntegratorMiddleware
+    from ._proxy import create_qelos_proxy_routes
     from ._refresh import TokenRefreshContext, write_token_cookies
     from ._routes import QELOS_PROVIDERS, create_qelos_auth_routes
 
@@ -44,6 +45,8 @@ _EXPORTS: Dict[str, str] = {
     "WorkspaceSwitchError": "_errors",
     "create_qelos_auth_router": "_fastapi_router",
     "create_qelos_auth_routes": "_routes",
+    "create_qelos_proxy_router": "_fastapi_router",
+    "create_qelos_proxy_routes": "_proxy",
     "get_qelos": "_dependencies",
     "require_user": "_dependencies",
     "write_token_cookies": "_refresh",
@@ -71,9 +74,20 @@ __all__ = [
     "WorkspaceSwitchError",
     "create_qelos_auth_router",
     "create_qelos_auth_routes",
+    "create_qelos_proxy_router",
+    "create_qelos_proxy_routes",
     "get_qelos",
     "require_user",
     "write_token_cookies",
 ]
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+def __getattr__(name: str) -> Any:
+    # 4.0.1's names (QelosMiddleware, get_qelos_user, ...) still resolve, with a DeprecationWarning; not in __all__.
+    from ._compat import DEPRECATED, deprecated_name
+
+    if name in DEPRECATED:
+        return deprecated_name(__name__, name, globals())
+    return _getattr(name)

@@ -67,7 +67,7 @@ class QelosClient:
             # An httpx pool must not be shared across event loops (encode/httpx#2473).
             self._transport = self._config.transport or QelosPool(self._config.pool_limits)
             self._http = httpx.AsyncClient(
-                base_url=self._config.app_url,
+                base_url=self._config.upstream_url,
                 timeout=self._config.http_timeout,
                 transport=self._transport,
                 cookies=no_cookie_jar(),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -8,6 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._origin import origin_of
+
+logger = logging.getLogger("qelos_integrator_fastapi")
 
 # camelCase keys of a Node-style integrator config, mapped to QelosSDKOptions fields.
 _SDK_OPTION_ALIASES = {
@@ -28,6 +32,8 @@ _SDK_OPTIONS_WE_OWN = frozenset(
 )
 _COOKIE_DOMAIN = re.compile(r"^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# 4.0.1's development overrides of where Qelos is reached, first non-blank one wins (then app_url).
+TARGET_ENV_VARS = ("QELOS_PROXY_TARGET", "QELOS_IP", "QELOS_API_IP")
 
 
 class QelosConfigError(ValueError):
@@ -109,6 +115,14 @@ class QelosConfig:
     redis_url: Optional[str] = None
     # Route Qelos calls through this httpx transport instead of the network (FakeQelos in tests).
     transport: Optional[httpx.AsyncBaseTransport] = field(default=None, compare=False)
+    # Where the /api/** proxy routes are served in this app (docs/proxy.md); Qelos itself is always at /api.
+    proxy_prefix: str = "/api"
+    # False (4.0.1's default): requests under proxy_prefix are left for the proxy, whose upstream call Qelos
+    # authenticates itself: the middleware reads and refreshes their credential but does not ask Qelos who is
+    # calling. True: they are resolved like every other path.
+    disable_proxy: bool = False
+    # app_url, or the first of TARGET_ENV_VARS set when the config was built: where every Qelos call goes.
+    upstream_url: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "app_url", _validate_app_url(self.app_url))
@@ -170,6 +184,10 @@ class QelosConfig:
             _check_redis_url(self.redis_url)
         if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
             raise QelosConfigError("transport must be an httpx.AsyncBaseTransport")
+        if not isinstance(self.disable_proxy, bool):
+            raise QelosConfigError(f"disable_proxy must be True or False, got {self.disable_proxy!r}")
+        object.__setattr__(self, "proxy_prefix", _validate_proxy_prefix(self.proxy_prefix))
+        object.__setattr__(self, "upstream_url", _upstream_url(self.app_url))
 
     def __repr__(self) -> str:
         return (
@@ -208,6 +226,11 @@ class QelosConfig:
 
     def is_skipped(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.skip_paths)
+
+    def is_proxied(self, path: str) -> bool:
+        """Whether the middleware leaves ``path`` to the proxy (see ``disable_proxy``)."""
+        prefix = self.proxy_prefix
+        return not self.disable_proxy and (path == prefix or path.startswith(prefix + "/"))
 
 
 REDIS_EXTRA = "pip install 'qelos-integrator-fastapi[redis]'"
@@ -262,6 +285,27 @@ def _validate_app_url(value: Any) -> str:
             f"app_url is where Qelos is served, without /api (the integrator adds /api/... itself), got {value!r}"
         )
     return url
+
+
+def _upstream_url(app_url: str) -> str:
+    for name in TARGET_ENV_VARS:
+        value = os.environ.get(name, "").strip()
+        if not value:
+            continue
+        try:
+            url = _validate_app_url(value)
+        except QelosConfigError as exc:
+            raise QelosConfigError(f"{name} (which overrides app_url): {exc}") from None
+        if url != app_url:
+            logger.warning("Qelos calls go to %s, set by the %s environment variable, not to app_url", url, name)
+        return url
+    return app_url
+
+
+def _validate_proxy_prefix(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or value.rstrip("/") == "" or "{" in value:
+        raise QelosConfigError(f"proxy_prefix must be a path such as '/api', got {value!r}")
+    return value.rstrip("/")
 
 
 def validate_origins(name: str, value: Any) -> Tuple[str, ...]:

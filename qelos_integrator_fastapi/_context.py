@@ -15,7 +15,7 @@ from ._cache import IdentityStore, read_only
 from ._client import Identity, QelosClient
 from ._config import QelosConfig
 from ._cookies import CookieBuffer, relay_session_cookies
-from ._credentials import AuthMode, TokenPair, read_credentials, upstream_headers
+from ._credentials import AuthMode, Credentials, TokenPair, read_credentials, upstream_headers
 from ._errors import QelosError, QelosUnauthorized, QelosUnavailable, WorkspaceSwitchError
 from ._events import OnEvent
 from ._refresh import OnTokenRefresh, Refresher, TokenRefreshContext
@@ -190,11 +190,11 @@ class QelosRequestContext:
         if self._services.cache is not None:
             await self._services.cache.forget((mode.value, token) for mode in AuthMode for token in signed_out)
 
-    async def _resolve(self, conn: HTTPConnection) -> None:
+    def _read(self, conn: HTTPConnection) -> Credentials:
+        """Take the request's credential (no I/O); all the middleware does for a proxied path."""
         assert self._services is not None
-        config = self._services.config
         self._conn = conn
-        credentials = read_credentials(conn.scope, config)
+        credentials = read_credentials(conn.scope, self._services.config)
         if credentials.rejected:
             logger.info(
                 "ignored a credential on %s %s: %s", conn.scope.get("method", "WS"), conn.url.path, credentials.rejected
@@ -202,6 +202,10 @@ class QelosRequestContext:
         self.tokens = TokenPair(credentials.access_token, credentials.refresh_token)
         self.mode = credentials.mode
         self._session_cookie = credentials.session_cookie
+        return credentials
+
+    async def _resolve(self, conn: HTTPConnection) -> None:
+        credentials = self._read(conn)
         if credentials.mode is AuthMode.ANONYMOUS:
             if credentials.other_tenant_cookie is not None:
                 self._warn_other_tenant(credentials.other_tenant_cookie)

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from ._config import QelosConfig
 from ._openapi import REQUEST_BODIES, RESPONSES, SUMMARIES
+from ._proxy import create_qelos_proxy_routes
 from ._refresh import OnTokenRefresh
 from ._routes import QELOS_PROVIDERS, create_qelos_auth_routes
 
@@ -59,4 +60,21 @@ def create_qelos_auth_router(
             responses=RESPONSES[route.name],
             openapi_extra=REQUEST_BODIES.get(route.name),
         )
+    return router
+
+
+def create_qelos_proxy_router(
+    config: QelosConfig, *, forward_client_tenant: bool = False, forward_client_api_key: bool = False
+) -> APIRouter:
+    """``create_qelos_proxy_routes`` as a FastAPI router (4.0.1's call shape); see docs/proxy.md.
+
+    Include it after the app's own routes under the prefix, so those stay authoritative. Its routes
+    stay out of the OpenAPI schema: they are Qelos's API, documented by Qelos.
+    """
+    router = APIRouter()
+    router.routes.extend(
+        create_qelos_proxy_routes(
+            config, forward_client_tenant=forward_client_tenant, forward_client_api_key=forward_client_api_key
+        )
+    )
     return router

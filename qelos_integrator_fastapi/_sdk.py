@@ -238,7 +238,7 @@ class RequestSdkFactory:
             return {**ctx.upstream_headers(), **custom}
 
         options = QelosSDKOptions(
-            app_url=self._config.app_url,
+            app_url=self._config.upstream_url,
             api_token=self._config.api_token,
             get_access_token=lambda: ctx.tokens.access_token,
             extra_headers=extra_headers,

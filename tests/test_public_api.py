@@ -10,6 +10,19 @@ import pytest
 import qelos_integrator_fastapi
 import qelos_integrator_fastapi.testing
 
+# 4.0.1's public modules, sorted as listed on disk.
+DEPRECATED_MODULES = (
+    "config",
+    "context",
+    "cookies",
+    "dependencies",
+    "middleware",
+    "models",
+    "proxy",
+    "proxy_target",
+    "sdk_factory",
+)
+
 
 def test_all_is_sorted_complete_and_every_name_resolves() -> None:
     for package in (qelos_integrator_fastapi, qelos_integrator_fastapi.testing):
@@ -46,6 +59,7 @@ def test_importing_the_package_and_its_pytest_plugin_is_cheap() -> None:
         ("qelos_integrator_fastapi", "QelosRequestContext"),
         ("qelos_integrator_fastapi", "create_qelos_auth_routes"),
         ("qelos_integrator_fastapi", "QELOS_PROVIDERS"),
+        ("qelos_integrator_fastapi", "create_qelos_proxy_routes"),
         ("qelos_integrator_fastapi.testing", "FakeQelos"),
     ],
 )
@@ -70,9 +84,29 @@ def test_implementation_lives_in_private_modules() -> None:
     public = sorted(
         path.name for path in package.iterdir() if not path.name.startswith("_") and path.name != "py.typed"
     )
-    assert public == ["testing"]
+    # ...but for 4.0.1's modules, kept (each warns on import) for the 5.x series: tests/test_compat_401.py.
+    assert public == sorted(["testing", *(f"{name}.py" for name in DEPRECATED_MODULES)])
     testing_public = sorted(path.name for path in (package / "testing").iterdir() if not path.name.startswith("_"))
     assert testing_public == ["pytest_plugin.py"]
+
+
+def test_the_deprecated_modules_each_warn_on_import() -> None:
+    # A fresh interpreter, so no module is cached; each import must raise under -W error::DeprecationWarning.
+    code = (
+        "import importlib, sys\n"
+        f"for name in {list(DEPRECATED_MODULES)!r}:\n"
+        "    try:\n"
+        "        importlib.import_module('qelos_integrator_fastapi.' + name)\n"
+        "    except DeprecationWarning as warning:\n"
+        "        if f'qelos_integrator_fastapi.{name} is deprecated' in str(warning):\n"
+        "            continue\n"
+        "        raise\n"
+        "    sys.exit('no warning: ' + name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_docs_and_examples_import_from_the_package_root_only() -> None:
