@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import socket
 import sys
-import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -21,7 +18,16 @@ import qelos_integrator_fastapi
 from qelos_integrator_fastapi import QelosConfig, QelosConfigError, QelosIntegratorMiddleware
 from qelos_integrator_fastapi.testing import FakeQelos
 
-from .support import World, bearer, client, config_for, make_world
+from .support import (
+    World,
+    bearer,
+    client,
+    config_for,
+    find_middleware,
+    loopback_listener,
+    make_world,
+    served_on_loopback,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -268,23 +274,10 @@ async def test_create_request_sdk_gives_the_request_s_sdk_behind_the_middleware(
 @pytest.fixture
 def served_fake() -> Iterator[FakeQelos]:
     """FakeQelos on a loopback port: the 4.0.1 apps below know nothing of transports."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    fake = make_world(url=f"http://127.0.0.1:{port}").fake
-    server = uvicorn.Server(uvicorn.Config(fake, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.005)
-    try:
+    listener = loopback_listener()
+    fake = make_world(url=f"http://127.0.0.1:{listener.getsockname()[1]}").fake
+    with served_on_loopback(listener, uvicorn.Config(fake, log_level="warning", lifespan="off")):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 def _load(path: Path) -> Any:
@@ -318,6 +311,8 @@ async def test_the_4_0_1_readme_app_runs_unchanged_and_me_answers_the_signed_in_
             cookie = (await qelos.post("/api/signin", json=signin)).cookies[served_fake.session_cookie_name]
         me = await http.get("/me", headers={"cookie": f"{served_fake.session_cookie_name}={cookie}"})
         anonymous = await http.get("/me")
+    # httpx's ASGITransport runs no lifespan, so the app's shutdown never closes its pool: close it here.
+    await find_middleware(app).backend.client.aclose()
     assert me.status_code == 200, me.text
     if example is README_APP:
         assert me.json()["user"]["username"] == "alice"
@@ -340,4 +335,5 @@ async def test_the_readme_app_s_proxy_signs_a_browser_in(
         assert signed_in.status_code == 200
         # The relayed cookie is the app's own now: the client keeps it and sends it to /me.
         me = await http.get("/me")
+    await find_middleware(app).backend.client.aclose()
     assert me.json()["user"]["username"] == "alice"
