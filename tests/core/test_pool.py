@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine, List
 
 import anyio
+import certifi
 import httpcore2
 import httpx
 import pytest
-from anyio.abc import SocketStream
+import trustme
+from anyio.abc import ByteStream
+from anyio.streams.tls import TLSListener
 
 from qelos_integrator_fastapi._pool import QelosPool
 
@@ -25,12 +30,13 @@ class Server:
         self.hold = 0
         self.waiting = 0
         self.connections = 0
+        self.ended = 0
         self.close_after_answer = False
         self.drop_requests = False
         self.answer = ANSWER
         self._all_in = anyio.Event()
 
-    async def handle(self, stream: SocketStream) -> None:
+    async def handle(self, stream: ByteStream) -> None:
         self.connections += 1
         buffered = b""
         async with stream:
@@ -38,6 +44,7 @@ class Server:
                 try:
                     buffered += await stream.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self.ended += 1
                     return
                 while b"\r\n\r\n" in buffered:
                     _, buffered = buffered.split(b"\r\n\r\n", 1)
@@ -345,5 +352,76 @@ async def test_a_connection_released_after_the_pool_closed_is_closed() -> None:
                 await pool.aclose()
                 assert await response.aread() == b"{}"
             assert pool._open == 0 and pool._idle_count == 0
+
+    await serving(server, body)
+
+
+async def test_without_an_ssl_context_the_pool_trusts_the_cas_httpx_trusts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # httpx's default trust is certifi's bundle (httpcore2's own default is the system store): a CA
+    # added to that bundle is trusted, as it is by a plain httpx.AsyncClient.
+    ca = trustme.CA()
+    bundle = tmp_path / "cacert.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setattr(certifi, "where", lambda: str(bundle))
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    server = Server()
+    pool = QelosPool(httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as tcp:
+        port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+        listener = TLSListener(tcp, server_context, standard_compatible=False)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, server.handle)
+            async with httpx.AsyncClient(transport=pool) as http:
+                assert (await http.get(f"https://127.0.0.1:{port}/api/me")).json() == {}
+            tg.cancel_scope.cancel()
+
+
+async def all_ended(server: Server, connections: int) -> None:
+    with anyio.fail_after(2):
+        while server.ended < connections:
+            await anyio.sleep(0.01)
+
+
+async def test_a_cancelled_aclose_still_closes_every_idle_connection() -> None:
+    server = Server()
+    pool = QelosPool(httpx.Limits(max_connections=10, max_keepalive_connections=10))
+
+    async def body(url: str) -> None:
+        async with httpx.AsyncClient(transport=pool) as http:
+            server.release_after(2)
+            async with anyio.create_task_group() as tg:
+                for _ in range(2):
+                    tg.start_soon(http.get, url)
+            server.release_after(0)
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await pool.aclose()
+            await all_ended(server, 2)
+
+    await serving(server, body)
+
+
+async def test_a_cancelled_request_still_closes_every_expired_connection_it_found() -> None:
+    server = Server()
+    pool = QelosPool(httpx.Limits(max_connections=None, max_keepalive_connections=10, keepalive_expiry=0.01))
+
+    async def body(url: str) -> None:
+        async with httpx.AsyncClient(transport=pool) as http:
+            server.release_after(2)
+            async with anyio.create_task_group() as tg:
+                for _ in range(2):
+                    tg.start_soon(http.get, url)
+            server.release_after(0)
+            await anyio.sleep(0.05)  # both idle connections expire
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await pool.handle_async_request(httpx.Request("GET", url))
+            assert pool._open == 0 and pool._idle_count == 0
+            await all_ended(server, 2)
 
     await serving(server, body)
