@@ -120,7 +120,15 @@ async def test_after_a_second_refresh_no_workspace_roles_are_granted_where_qelos
         "scopes": ["workspace"],
         "sdk": "user is not connected to a workspace",
     }
-    assert [r.levelname for r in caplog.records if "names no workspace" in r.getMessage()] == ["INFO"]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if "names no workspace" in r.getMessage()] == [
+        (
+            "INFO",
+            "the Qelos credential names no workspace (Qelos drops it from oauth tokens on their second refresh); "
+            "request.state.qelos.workspace falls back to the first one, where Qelos does not act: no workspace "
+            "roles are granted and SDK calls run without a workspace. Sign in again with {'workspace': <id>}, or "
+            "call activate_workspace (session callers)",
+        )
+    ]
 
 
 async def test_a_resolver_choosing_another_workspace_than_the_tokens_gets_no_workspace_roles() -> None:
@@ -168,3 +176,13 @@ async def test_a_backend_given_a_client_asks_qelos_through_it() -> None:
     await shared.aclose()
     assert response.json() == {"user": "Alice Liddell"}
     assert world.fake.count("GET /api/me") == 1
+
+
+async def test_a_caller_in_no_workspace_is_not_told_about_a_fallback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "qelos_integrator_fastapi")
+    world = make_world()
+    pair = world.fake.issue_tokens(world.root)  # root belongs to no workspace: there is nothing to fall back to
+    async with client(fastapi_app(config_for(world.fake))) as http:
+        body = (await http.get("/me", headers=bearer(pair.access_token))).json()
+    assert (body["user"]["username"], body["workspace"]) == ("root", None)
+    assert not [r for r in caplog.records if "names no workspace" in r.getMessage()]
