@@ -376,5 +376,9 @@ async def test_the_context_repr_names_user_workspace_and_counts_without_a_token(
     )
     assert repr(QelosRequestContext()) == anonymous  # the constructor's defaults are an anonymous request's
     # It has no config, so no tenant: it refuses to build upstream headers rather than send none.
-    with pytest.raises(RuntimeError, match="built without the middleware"):
+    with pytest.raises(RuntimeError) as refused:
         QelosRequestContext().upstream_headers()
+    assert str(refused.value) == "this QelosRequestContext was built without the middleware; it has no Qelos config"
+    # What a hand-built context is given, it keeps (qelos_override and the auth router build them so).
+    pair = TokenPair("a.b.c", "r.s.t")
+    assert QelosRequestContext(tokens=pair).tokens is pair
