@@ -241,3 +241,26 @@ def test_only_trailing_slashes_are_stripped_from_urls_and_skip_paths() -> None:
     # "/" skips everything: every path starts with "" + "/".
     assert config.skip_paths == ("", "/health", "/BOX", "/a")
     assert config.is_skipped("/anything")
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379/0", "rediss://cache.example.com:6380/1", "unix:///run/redis.sock"]
+)
+def test_each_redis_url_scheme_redis_py_knows_is_accepted(url: str) -> None:
+    assert QelosConfig(app_url="https://q.example.com", redis_url=url).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # A URL may carry Redis's password: the message shows only its start and length.
+        ("http://user:secret@cache.example.com", "'htt…(36 chars)'"),
+        (6379, "6379"),
+    ],
+)
+def test_a_wrong_redis_url_is_refused_without_showing_it(url: Any, shown: str) -> None:
+    with pytest.raises(QelosConfigError) as refused:
+        QelosConfig(app_url="https://q.example.com", redis_url=url)
+    assert str(refused.value) == (
+        f"redis_url must be a redis://, rediss:// or unix:// URL such as 'redis://localhost:6379/0', got {shown}"
+    )
