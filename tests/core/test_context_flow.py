@@ -380,5 +380,5 @@ async def test_the_context_repr_names_user_workspace_and_counts_without_a_token(
         QelosRequestContext().upstream_headers()
     assert str(refused.value) == "this QelosRequestContext was built without the middleware; it has no Qelos config"
     # What a hand-built context is given, it keeps (qelos_override and the auth router build them so).
-    pair = TokenPair("a.b.c", "r.s.t")
-    assert QelosRequestContext(tokens=pair).tokens is pair
+    given = TokenPair("a.b.c", "r.s.t")
+    assert QelosRequestContext(tokens=given).tokens is given
