@@ -264,3 +264,44 @@ def test_a_wrong_redis_url_is_refused_without_showing_it(url: Any, shown: str) -
     assert str(refused.value) == (
         f"redis_url must be a redis://, rediss:// or unix:// URL such as 'redis://localhost:6379/0', got {shown}"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            5,
+            "trusted_origins must be a list of origins such as ['https://front.example.com'], got 5",
+        ),
+        (
+            "https://front.example.com",
+            "trusted_origins must be a list of origins such as ['https://front.example.com'], "
+            "got 'https://front.example.com'",
+        ),
+        (
+            ["https://front.example.com?x=1"],
+            "trusted_origins entries must be origins written scheme://host[:port], such as "
+            "'https://front.example.com', got 'https://front.example.com?x=1'",
+        ),
+        (
+            ["https://front.example.com#top"],
+            "trusted_origins entries must be origins written scheme://host[:port], such as "
+            "'https://front.example.com', got 'https://front.example.com#top'",
+        ),
+    ],
+)
+def test_trusted_origins_are_origins_and_nothing_else(value: Any, message: str) -> None:
+    with pytest.raises(QelosConfigError) as refused:
+        QelosConfig(app_url="https://q.example.com", trusted_origins=value)
+    assert str(refused.value) == message
+
+
+def test_an_env_override_of_app_url_is_logged_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("QELOS_PROXY_TARGET", "http://10.0.0.7:3000")
+    caplog.set_level("WARNING", "qelos_integrator_fastapi")
+    assert QelosConfig(app_url="https://q.example.com").upstream_url == "http://10.0.0.7:3000"
+    assert caplog.messages == [
+        "Qelos calls go to http://10.0.0.7:3000, set by the QELOS_PROXY_TARGET environment variable, not to app_url"
+    ]
