@@ -365,6 +365,9 @@ async def test_without_an_ssl_context_the_pool_trusts_the_cas_httpx_trusts(
     bundle = tmp_path / "cacert.pem"
     ca.cert_pem.write_to_path(str(bundle))
     monkeypatch.setattr(certifi, "where", lambda: str(bundle))
+    ssl_config = getattr(httpx._config, "SSLConfig", None)
+    if ssl_config is not None:  # httpx < 0.28 read certifi's path once, at import
+        monkeypatch.setattr(ssl_config, "DEFAULT_CA_BUNDLE_PATH", bundle)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
