@@ -129,7 +129,11 @@ async def test_twelve_parallel_requests_with_one_expired_pair_make_one_refresh(
     admin = Admin(servers["fake"])
     pids: Set[int] = set()
     try:
-        for round_ in range(3):
+        # Three bursts at least; more (up to ten) only until a second process has answered, because the kernel,
+        # not uvicorn, spreads new connections over the workers, and under load one worker may accept them all.
+        for round_ in range(10):
+            if round_ >= 3 and len(pids) >= 2:
+                break
             pair = await admin.expired_pair()
             if round_:
                 # Later bursts: every request arrives while the one refresh is in flight.
