@@ -171,7 +171,9 @@ async def test_successor_memory_is_bounded() -> None:
     assert len(memory) <= 3
 
 
-async def test_expired_successors_are_dropped_when_the_next_is_remembered() -> None:
+# 31 s: long expired; 30 s: a successor is dropped exactly `ttl` seconds after it was remembered.
+@pytest.mark.parametrize("later", [31.0, 30.0], ids=["expired", "exactly-ttl"])
+async def test_expired_successors_are_dropped_when_the_next_is_remembered(later: float) -> None:
     upstream = Upstream()
     upstream.release.set()
     now = [0.0]
@@ -179,20 +181,7 @@ async def test_expired_successors_are_dropped_when_the_next_is_remembered() -> N
     refresher = Refresher(upstream.refresh, store=memory)
     for i in range(3):
         await refresher.refresh(f"r{i}")
-    now[0] = 31.0
-    await refresher.refresh("r3")
-    assert len(memory) == 1
-
-
-async def test_successors_are_dropped_exactly_ttl_seconds_after_they_were_remembered() -> None:
-    upstream = Upstream()
-    upstream.release.set()
-    now = [0.0]
-    memory = SuccessorMemory(ttl=30.0, max_entries=10_000, clock=lambda: now[0])
-    refresher = Refresher(upstream.refresh, store=memory)
-    for i in range(3):
-        await refresher.refresh(f"r{i}")
-    now[0] = 30.0
+    now[0] = later
     await refresher.refresh("r3")
     assert len(memory) == 1
 
