@@ -88,11 +88,11 @@ def create_request_sdk(config: QelosConfig, request: HTTPConnection) -> QelosSDK
     """
     from qelos_sdk import QelosSDK, QelosSDKOptions
 
-    from ._context import QelosRequestContext
+    from ._context import served_context
     from ._credentials import read_credentials, upstream_headers
 
-    ctx = request.scope.get("state", {}).get("qelos")
-    if isinstance(ctx, QelosRequestContext) and ctx._services is not None and ctx._services.config == config:
+    ctx = served_context(request.scope, config)
+    if ctx is not None:
         return ctx.sdk
     options: Dict[str, Any] = {"app_url": config.upstream_url, "force_refresh": False, **config.sdk_options}
     if config.api_token:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional
 
 import anyio
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from . import _events as events
 from ._cache import IdentityStore, read_only
@@ -350,3 +351,12 @@ class QelosRequestContext:
             f"QelosRequestContext(mode={self.mode.value}, user={user_id!r}, workspace={workspace_id!r}, "
             f"workspaces={len(self.workspaces)}, tokens={self.tokens!r}, error={self.error!r})"
         )
+
+
+def served_context(scope: Scope, config: QelosConfig) -> Optional[QelosRequestContext]:
+    """The request's context when a middleware in front serves ``config`` (the auth router, the proxy and the
+    4.0.1 helpers then act on its credential and share its client), else None."""
+    ctx = scope.get("state", {}).get("qelos")
+    if isinstance(ctx, QelosRequestContext) and ctx._services is not None and ctx._services.config == config:
+        return ctx
+    return None

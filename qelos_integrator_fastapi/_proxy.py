@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from ._client import QelosClient
 from ._config import QelosConfig, QelosConfigError
-from ._context import QelosRequestContext
+from ._context import QelosRequestContext, served_context
 from ._cookies import CookieBuffer, relay_session_cookies
 from ._credentials import AuthMode, read_credentials, unverified_claims, upstream_headers
 
@@ -87,7 +87,7 @@ class QelosProxy:
         path = upstream_path(_raw_path(request.scope), self.config.proxy_prefix)
         if path is None:
             return _problem(400, "QELOS_PROXY_BAD_PATH", "the path leaves the proxied prefix once decoded")
-        ctx = _middleware_context(request, self.config)
+        ctx = served_context(request.scope, self.config)
         call = _Call(self, request, ctx, path)
         return await call.run()
 
@@ -318,14 +318,6 @@ def _raw_path(scope: Scope) -> str:
     path = raw.decode("latin-1") if raw else quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
     root = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
-
-
-def _middleware_context(request: Request, config: QelosConfig) -> Optional[QelosRequestContext]:
-    """The request's context when the middleware in front of this router serves the same config."""
-    ctx = request.scope.get("state", {}).get("qelos")
-    if isinstance(ctx, QelosRequestContext) and ctx._services is not None and ctx._services.config == config:
-        return ctx
-    return None
 
 
 def _has_body(request: Request) -> bool:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 
 from ._client import QelosClient, Reply, token_pair
 from ._config import QelosConfig
-from ._context import QelosRequestContext
+from ._context import QelosRequestContext, served_context
 from ._cookies import CookieBuffer, parse_set_cookie, relay_to_app
 from ._credentials import AuthMode, TokenPair, read_credentials, upstream_headers
 from ._errors import QelosUnauthorized, QelosUnavailable
@@ -28,7 +28,7 @@ class QelosAuth:
 
     def client(self, request: Request) -> QelosClient:
         """The middleware's client when it serves the same config, else this router's own (made once)."""
-        ctx = self._middleware_context(request)
+        ctx = served_context(request.scope, self._config)
         if ctx is not None:
             assert ctx._services is not None
             return ctx._services.client
@@ -131,7 +131,7 @@ class QelosAuth:
         self._clear_cookies(request, buffer, token=False, session=True)
 
     async def _revoke(self, request: Request) -> bool:
-        ctx = self._middleware_context(request)
+        ctx = served_context(request.scope, self._config)
         if ctx is not None and ctx.mode in (AuthMode.TOKEN, AuthMode.SESSION):
             # The middleware may have refreshed or rotated the caller's credential during this request.
             headers = ctx.upstream_headers()
@@ -150,13 +150,6 @@ class QelosAuth:
             logger.warning("sign-out could not reach Qelos (%s); the app's cookies are cleared anyway", exc)
             return False
         return True
-
-    def _middleware_context(self, request: Request) -> Optional[QelosRequestContext]:
-        """The request's context when the middleware in front of this router serves the same config."""
-        ctx = request.scope.get("state", {}).get("qelos")
-        if isinstance(ctx, QelosRequestContext) and ctx._services is not None and ctx._services.config == self._config:
-            return ctx
-        return None
 
     def _clear_cookies(self, request: Request, buffer: CookieBuffer, *, token: bool, session: bool) -> None:
         secure = request.url.scheme == "https"
